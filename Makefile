@@ -1,0 +1,31 @@
+# The two commands of the README, each doing its own set-up on a fresh machine:
+#   make reproduce   run every notebook headless (papermill) on the embedded data -> runs/
+#   make test        run the test suite (pytest, plus nbval on the notebooks)
+# Everything lives in a virtualenv at .venv, created on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+GPU    ?= 0
+
+.PHONY: test reproduce install clean-venv
+
+install: $(STAMP)
+
+# torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[notebooks,test]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+reproduce: $(STAMP)
+	$(BIN)/python -m cisr_lib.reproduce --out runs $(if $(filter 1,$(GPU)),--gpu,)
+
+clean-venv:
+	rm -rf $(VENV)
