@@ -15,11 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # data_prep/ is a folder of scripts, not an installed package
-    sys.path.insert(0, str(REPO))
+from data_prep import download as dl  # importable through pytest's pythonpath = ["."]
 
-from data_prep import download as dl  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 from data_prep import make_testset, make_trainset  # noqa: E402
 
 from cisr_lib.data import embedded_images, load_test_set, read_image, write_image  # noqa: E402
