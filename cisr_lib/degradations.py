@@ -22,6 +22,7 @@ import functools
 import io
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -656,3 +657,26 @@ def parse_config(name: str) -> tuple[str, int]:
     if config_name(codec, quality) != name:
         raise ValueError(f"config name {name!r} is not canonical; expected {config_name(codec, quality)!r}")
     return codec, quality
+
+
+# Argument checks shared by the datasets (cisr_lib.data) and the test set (cisr_lib.testset).
+
+
+def _check_configs(configs: Sequence[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
+    """Validate (codec, quality) pairs; config_name raises ValueError for unknown ones."""
+    pairs = []
+    for cfg in configs:
+        if not isinstance(cfg, (tuple, list)) or len(cfg) != 2:
+            raise ValueError(f"each config must be a (codec, quality) pair, got {cfg!r}")
+        config_name(*cfg)  # raises ValueError for an unknown codec or a bad quality
+        pairs.append((cfg[0], int(cfg[1])))
+    if not pairs:
+        raise ValueError("configs is empty: give at least one (codec, quality) pair")
+    return tuple(pairs)
+
+
+def _check_scale(scale: int) -> int:
+    """Return ``scale`` as an int; raise ValueError unless it is a positive integer."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    return int(scale)

@@ -11,7 +11,7 @@ ship with scikit-image, no download) or any folder of clean images (names = file
 paper's test set is Kodak24 plus 76 photos of the authors that are not public; the 100 x 10
 images per scale of the paper become 24 x 10 here.
 
-Writes ``OUT`` (default ``ROOT/testsets/<src name>``), as :func:`cisr_lib.data.build_test_set`:
+Writes ``OUT`` (default ``ROOT/testsets/<src name>``), as :func:`cisr_lib.testset.build_test_set`:
 
 * ``HR/x{s}/NAME.png``: the HR image cropped to a multiple of s (ground truth);
 * ``LR/x{s}/NAME.png``: its clean MATLAB-bicubic LR image;
@@ -31,8 +31,10 @@ import sys
 import time
 from pathlib import Path
 
-from cisr_lib.data import ImageReadError, TestSetError, build_test_set, embedded_images
+from cisr_lib.data import embedded_images
 from cisr_lib.degradations import PAPER_CONFIGS, PAPER_SCALES, parse_config
+from cisr_lib.imageio import ImageReadError
+from cisr_lib.testset import TestSetError, build_test_set
 
 try:
     from data_prep.download import data_root

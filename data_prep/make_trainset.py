@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from cisr_lib.data import ImageReadError, read_image, write_image
+from cisr_lib.imageio import ImageReadError, read_image, write_image
 
 try:
     from data_prep.download import data_root

@@ -20,7 +20,9 @@ from data_prep import download as dl  # importable through pytest's pythonpath =
 REPO = Path(__file__).resolve().parents[1]
 from data_prep import make_testset, make_trainset  # noqa: E402
 
-from cisr_lib.data import embedded_images, load_test_set, read_image, write_image  # noqa: E402
+from cisr_lib.data import embedded_images  # noqa: E402
+from cisr_lib.imageio import read_image, write_image  # noqa: E402
+from cisr_lib.testset import load_test_set  # noqa: E402
 
 class _Handler(BaseHTTPRequestHandler):
     """Serves ``server.files``; honours ``Range: bytes=N-`` unless told to ignore it.

@@ -1,0 +1,480 @@
+"""Image I/O: reading and writing image files as numpy uint8 RGB arrays.
+
+Image files are read and written through this module, so the I/O conventions of
+``cisr_lib/__init__.py`` are enforced here: numpy uint8, RGB, HxWx3, values in [0, 255]. Pillow
+does the decoding and encoding; OpenCV is used only to read 16-bit colour PNG/TIFF (Pillow would
+drop their low byte), and its BGR output is converted to RGB at once.
+
+Design decisions (each is explained where it is implemented):
+
+* :func:`read_image` applies the EXIF orientation (what a viewer shows, like ``cv2.imread``;
+  ``apply_orientation=False`` gives the stored pixel order, like MATLAB ``imread``); grayscale
+  files are replicated to three channels unless ``gray="keep"``; alpha is dropped without
+  compositing and returned by :func:`read_image_info`; 16-bit files are rounded to 8 bits with a
+  :class:`PrecisionLossWarning`.
+* Every failure to read is one :class:`ImageReadError` (a ``ValueError``) whose one-line message
+  names the file, whatever Pillow or OpenCV raised underneath.
+* :func:`write_image` picks the format from the extension, writes atomically (a temporary file,
+  then a rename) and refuses to replace an existing file unless ``overwrite=True``
+  (:class:`ImageWriteError`, a ``FileExistsError``).
+* Datasets and the test-set builder accept each HR image as an array or a path
+  (``ImageSource``); ``_ImageStore`` checks such a list once and reads the paths on demand.
+
+The paper made its degraded data with MATLAB ``imresize``/``imwrite`` and OpenCV ``imwrite``;
+those operators live in :mod:`cisr_lib.degradations`, and this module only reads and writes files.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import secrets
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+import PIL
+from PIL import Image
+
+__all__ = [
+    "ImageReadError",
+    "ImageWriteError",
+    "PrecisionLossWarning",
+    "ImageInfo",
+    "READ_FORMATS",
+    "WRITE_EXTENSIONS",
+    "read_image_info",
+    "read_image",
+    "encode_image",
+    "write_image",
+]
+
+PathLike = Union[str, os.PathLike]
+ImageSource = Union[np.ndarray, str, os.PathLike]
+
+
+class ImageReadError(ValueError):
+    """An image file is missing, unreadable, truncated, empty or in an unsupported format."""
+
+
+class ImageWriteError(FileExistsError):
+    """:func:`write_image` refused to replace an existing file (pass ``overwrite=True``)."""
+
+
+class PrecisionLossWarning(UserWarning):
+    """A 16-bit image was rounded to 8 bits on reading."""
+
+
+READ_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "AVIF", "JPEG2000", "PPM")
+"""Pillow format names :func:`read_image` accepts (GIF, ICO, PSD, ... are refused: they are not
+photographs in this project's sense, e.g. GIF holds at most 256 colours)."""
+
+WRITE_EXTENSIONS: dict[str, str] = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+"""File extension (lower case) -> Pillow format used by :func:`write_image`."""
+
+_EXIF_ORIENTATION_TAG = 0x0112
+_TMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # temporary files of _atomic_write_bytes
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """An image as read by :func:`read_image_info`, with what was lost on the way.
+
+    Attributes:
+        image: uint8 HxWx3 RGB in [0, 255]; a grayscale file is replicated to three channels.
+        was_gray: True when the file stores a single luma channel (modes 1, L, LA, I;16);
+            ``image[..., 0]`` then holds it exactly.
+        alpha: uint8 HxW alpha channel in [0, 255] (255 = opaque), or None when the file has none.
+            It is *not* applied to ``image`` (no compositing on a background).
+        bit_depth: bits per sample in the file: 1 (bilevel), 8 or 16.
+        orientation: the EXIF orientation tag found (1 = none or upright; 2-8 were applied unless
+            ``apply_orientation=False``).
+        format: Pillow's name of the file format, e.g. ``"PNG"``.
+    """
+
+    image: np.ndarray
+    was_gray: bool
+    alpha: np.ndarray | None
+    bit_depth: int
+    orientation: int = 1
+    format: str = ""
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to an HxW or HxWxC array, as Pillow's ``exif_transpose``."""
+    if orientation == 2:
+        a = a[:, ::-1]  # mirror left-right
+    elif orientation == 3:
+        a = a[::-1, ::-1]  # rotate 180
+    elif orientation == 4:
+        a = a[::-1]  # mirror top-bottom
+    elif orientation == 5:
+        a = a.swapaxes(0, 1)  # transpose (mirror about the main diagonal)
+    elif orientation == 6:
+        a = np.rot90(a, -1)  # rotate 90 clockwise
+    elif orientation == 7:
+        a = a[::-1, ::-1].swapaxes(0, 1)  # transverse (mirror about the anti-diagonal)
+    elif orientation == 8:
+        a = np.rot90(a, 1)  # rotate 90 counter-clockwise
+    return np.ascontiguousarray(a)
+
+
+def _to_uint8(a16: np.ndarray) -> np.ndarray:
+    """Round 16-bit samples to 8 bits: v * 255 / 65535 = v / 257, half up."""
+    return np.floor(a16.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
+
+
+def _deep_file_kind(path: Path, im: Image.Image) -> str | None:
+    """``"gray"`` or ``"colour"`` for 16-bit PNG/TIFF that Pillow would truncate, else None.
+
+    Pillow keeps 16-bit single-channel images (mode ``I;16``) but reads 16-bit RGB, RGBA and
+    gray+alpha by dropping the low byte; those files are decoded by OpenCV instead.
+    """
+    if im.format == "PNG":
+        with open(path, "rb") as f:
+            head = f.read(26)  # signature (8), length (4), "IHDR" (4), width, height, depth, colour type
+        if len(head) == 26 and head[:8] == _PNG_SIGNATURE and head[24] == 16:
+            return {2: "colour", 6: "colour", 4: "gray"}.get(head[25])  # 0 (gray) is left to Pillow
+        return None
+    if im.format == "TIFF" and im.mode in ("RGB", "RGBA", "RGBX", "LA"):
+        bits = im.tag_v2.get(258, (8,))  # BitsPerSample
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        if max(bits) == 16:
+            return "gray" if im.mode == "LA" else "colour"
+    return None
+
+
+def _read_deep(path: Path, kind: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode a 16-bit PNG/TIFF with OpenCV; return (uint16 HxW or HxWx3 RGB, uint16 alpha or None)."""
+    a = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if a is None or a.dtype != np.uint16:
+        raise ValueError("OpenCV could not decode the 16-bit image")
+    if a.ndim == 2:
+        return a, None
+    alpha = a[:, :, 3].copy() if a.shape[2] == 4 else None
+    if kind == "gray":
+        return a[:, :, 0].copy(), alpha  # OpenCV expands gray+alpha to BGRA with B = G = R
+    return a[:, :, 2::-1].copy(), alpha  # BGR -> RGB
+
+
+def _pil_to_arrays(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None, bool, int]:
+    """Convert a loaded Pillow image; return (HxW or HxWx3 array, alpha or None, was_gray, bits).
+
+    The array is uint8, except uint16 for 16-bit gray (rounded later, with the warning).
+    """
+    mode = im.mode
+    if mode == "1":
+        return np.asarray(im.convert("L")), None, True, 1
+    if mode == "L":
+        return np.asarray(im), None, True, 8
+    if mode in ("LA", "La"):
+        la = np.asarray(im.convert("LA"))
+        return la[:, :, 0], la[:, :, 1].copy(), True, 8
+    if mode.startswith("I;16") or mode == "I":
+        a = np.asarray(im)
+        if mode == "I" and (a.min() < 0 or a.max() > 65535):
+            raise ValueError("32-bit integer images are not supported")
+        return a.astype(np.uint16), None, True, 16
+    if mode == "F":
+        raise ValueError("floating-point images are not supported")
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in im.info
+        im = im.convert("RGBA" if has_alpha else "RGB")
+        mode = im.mode
+    if mode in ("RGBA", "RGBa"):
+        rgba = np.asarray(im.convert("RGBA"))
+        return rgba[:, :, :3].copy(), rgba[:, :, 3].copy(), False, 8
+    if mode != "RGB":
+        im = im.convert("RGB")  # CMYK, YCbCr, RGBX, ...
+    return np.asarray(im), None, False, 8
+
+
+def read_image_info(path: PathLike, apply_orientation: bool = True) -> ImageInfo:
+    """Read an image file and report how it was converted to uint8 RGB.
+
+    Accepts PNG, JPEG, WebP, BMP, TIFF, AVIF, JPEG 2000 and PPM/PGM (see :data:`READ_FORMATS`);
+    only the first frame of an animated or multi-page file is read. Conversions:
+
+    * grayscale (1, L, LA, 16-bit) -> replicated to three channels, ``was_gray=True``;
+    * alpha (RGBA, LA, palette transparency) -> dropped, returned as ``alpha``;
+    * palette, CMYK, YCbCr -> converted to RGB by Pillow;
+    * 16 bits per sample -> rounded to 8 bits (``v / 257``, half up) with a
+      :class:`PrecisionLossWarning`; 16-bit colour PNG/TIFF are decoded by OpenCV because Pillow
+      would drop the low byte;
+    * EXIF orientation -> applied (the image as a viewer shows it, as ``cv2.imread`` does),
+      unless ``apply_orientation=False`` (the stored pixel order, as MATLAB ``imread``). The
+      clean datasets (DIV2K, Kodak, the shared photos) carry no orientation tag, so this only
+      matters for camera JPEGs given to the upscaler.
+
+    Args:
+        path: the image file.
+        apply_orientation: apply the EXIF orientation tag (default True).
+
+    Returns:
+        :class:`ImageInfo` with a uint8 HxWx3 RGB image in [0, 255].
+
+    Raises:
+        ImageReadError: the path is missing, a directory, empty, not an image, truncated or
+            corrupt, or in an unsupported format or mode. The message names the file.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ImageReadError(f"cannot read image {p}: no such file")
+    if p.is_dir():
+        raise ImageReadError(f"cannot read image {p}: it is a directory")
+    if p.stat().st_size == 0:
+        raise ImageReadError(f"cannot read image {p}: the file is empty")
+    try:
+        with Image.open(p) as im:
+            fmt = im.format or "?"
+            if fmt not in READ_FORMATS:
+                raise ImageReadError(f"cannot read image {p}: unsupported format {fmt} "
+                                     f"(supported: {', '.join(READ_FORMATS)})")
+            orientation = im.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+            kind = _deep_file_kind(p, im)
+            if kind is not None:
+                arr, alpha = _read_deep(p, kind)
+                was_gray, bits = kind == "gray", 16
+            else:
+                im.load()  # decode now: truncation and corruption surface here
+                arr, alpha, was_gray, bits = _pil_to_arrays(im)
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(f"cannot read image {p}: too many pixels ({_one_line(exc)})") from exc
+    except PIL.UnidentifiedImageError as exc:
+        raise ImageReadError(f"cannot read image {p}: not a recognised image file") from exc
+    except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, ValueError, zlib.error, ...
+        raise ImageReadError(f"cannot read image {p}: {_one_line(exc)}") from exc
+    if bits == 16:
+        warnings.warn(f"{p}: 16-bit image rounded to 8 bits", PrecisionLossWarning, stacklevel=3)
+        arr = _to_uint8(arr)
+        alpha = None if alpha is None else (_to_uint8(alpha) if alpha.dtype == np.uint16 else alpha)
+    if not isinstance(orientation, int) or not 1 <= orientation <= 8:
+        orientation = 1  # a malformed tag is ignored, not an error
+    if apply_orientation and orientation != 1:
+        arr = _orient(arr, orientation)
+        alpha = None if alpha is None else _orient(alpha, orientation)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)  # gray -> R = G = B
+    arr = np.require(arr, np.uint8, ["C_CONTIGUOUS", "WRITEABLE"])  # Pillow's arrays are read-only
+    alpha = None if alpha is None else np.require(alpha, np.uint8, ["C_CONTIGUOUS", "WRITEABLE"])
+    return ImageInfo(arr, was_gray, alpha, bits, orientation, fmt)
+
+
+def read_image(path: PathLike, gray: str = "replicate", apply_orientation: bool = True) -> np.ndarray:
+    """Read an image as uint8 RGB; see :func:`read_image_info` for every conversion made.
+
+    Args:
+        path: the image file.
+        gray: ``"replicate"`` (default) returns a grayscale file as HxWx3 with R = G = B;
+            ``"keep"`` returns it as HxW. Colour files are HxWx3 either way; use
+            :func:`read_image_info` to learn whether a file was gray without guessing from shape.
+        apply_orientation: apply the EXIF orientation tag (default True).
+
+    Returns:
+        uint8 HxWx3 RGB in [0, 255] (HxW for a grayscale file with ``gray="keep"``).
+
+    Raises:
+        ImageReadError: see :func:`read_image_info`.
+        ValueError: ``gray`` is not "replicate" or "keep".
+    """
+    if gray not in ("replicate", "keep"):
+        raise ValueError(f"gray must be 'replicate' or 'keep', got {gray!r}")
+    info = read_image_info(path, apply_orientation=apply_orientation)
+    if gray == "keep" and info.was_gray:
+        return info.image[:, :, 0].copy()
+    return info.image
+
+
+def _check_uint8_image(img: np.ndarray, what: str = "img") -> np.ndarray:
+    """Return ``img`` as a contiguous uint8 HxW or HxWx3 array, or raise TypeError/ValueError."""
+    if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
+        raise TypeError(f"{what} must be a numpy uint8 array, got {getattr(img, 'dtype', type(img).__name__)}")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)) or img.shape[0] == 0 or img.shape[1] == 0:
+        raise ValueError(f"{what} must be a non-empty HxW, HxWx1 or HxWx3 array, got shape {img.shape}")
+    return np.ascontiguousarray(img)
+
+
+def encode_image(
+    img: np.ndarray, ext: str, quality: int = 95, lossless: bool = True, subsampling: str = "4:2:0"
+) -> bytes:
+    """Encode an image to the bytes of a file with extension ``ext`` (Pillow encoders).
+
+    Args:
+        img: uint8 HxW (gray), HxWx1 or HxWx3 (RGB) in [0, 255].
+        ext: ``".png"``, ``".jpg"``/``".jpeg"``, ``".webp"``, ``".bmp"``, ``".tif"``/``".tiff"``.
+        quality: JPEG quality 1-100, also used for lossy WebP (``lossless=False``).
+        lossless: WebP only: lossless (default) or lossy at ``quality``.
+        subsampling: JPEG chroma subsampling, ``"4:2:0"`` (default), ``"4:2:2"`` or ``"4:4:4"``.
+
+    Returns:
+        The encoded file as bytes.
+
+    Raises:
+        ValueError: unknown extension, bad quality or subsampling, or a bad image shape.
+        TypeError: ``img`` is not a uint8 numpy array.
+    """
+    fmt = WRITE_EXTENSIONS.get(ext.lower())
+    if fmt is None:
+        raise ValueError(f"cannot encode {ext!r}: use one of {', '.join(WRITE_EXTENSIONS)}")
+    img = _check_uint8_image(img)
+    kwargs: dict = {}
+    if fmt == "JPEG" or (fmt == "WEBP" and not lossless):
+        if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
+            raise ValueError(f"quality must be an integer in [1, 100], got {quality!r}")
+        kwargs["quality"] = int(quality)
+    if fmt == "JPEG":
+        if subsampling not in ("4:2:0", "4:2:2", "4:4:4"):
+            raise ValueError(f"subsampling must be '4:2:0', '4:2:2' or '4:4:4', got {subsampling!r}")
+        kwargs["subsampling"] = subsampling
+    if fmt == "WEBP" and lossless:
+        kwargs["lossless"] = True
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def _atomic_write_bytes(path: Path, data: bytes, overwrite: bool) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, then a rename.
+
+    Without ``overwrite`` the rename is a hard link, which fails if ``path`` appeared meanwhile,
+    so two writers cannot silently replace each other's file. The temporary file is named
+    ``.NAME.<hex>.tmp`` (and removed on any failure).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not overwrite and path.exists():
+        raise ImageWriteError(f"refusing to overwrite {path}: it exists (pass overwrite=True)")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # atomic and fails if path exists
+            except FileExistsError:
+                raise ImageWriteError(f"refusing to overwrite {path}: it exists (pass overwrite=True)") from None
+            except OSError:  # no hard links on this file system
+                if path.exists():
+                    raise ImageWriteError(f"refusing to overwrite {path}: it exists (pass overwrite=True)") from None
+                os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_image(
+    path: PathLike,
+    img: np.ndarray,
+    overwrite: bool = False,
+    *,
+    quality: int = 95,
+    lossless: bool = True,
+    subsampling: str = "4:2:0",
+) -> Path:
+    """Write a uint8 image; the format comes from the extension (see :func:`encode_image`).
+
+    The file is written atomically (temporary file in the same folder, then a rename), so a reader
+    never sees half a file; missing parent folders are created.
+
+    Args:
+        path: destination; ``.png``, ``.jpg``/``.jpeg`` (quality 95 by default), ``.webp``
+            (lossless by default), ``.bmp`` or ``.tif``/``.tiff``.
+        img: uint8 HxW (gray), HxWx1 or HxWx3 RGB in [0, 255].
+        overwrite: replace an existing file (default False: refuse).
+        quality: JPEG quality (and lossy WebP quality), 1-100.
+        lossless: WebP: lossless (default) or lossy.
+        subsampling: JPEG chroma subsampling.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ImageWriteError: ``path`` exists and ``overwrite`` is False.
+        ValueError: unknown extension, bad options or bad image shape.
+        TypeError: ``img`` is not a uint8 numpy array.
+    """
+    p = Path(path)
+    if p.suffix.lower() not in WRITE_EXTENSIONS:
+        raise ValueError(f"cannot write {p}: unknown extension {p.suffix!r} (use one of {', '.join(WRITE_EXTENSIONS)})")
+    if not overwrite and p.exists():
+        raise ImageWriteError(f"refusing to overwrite {p}: it exists (pass overwrite=True)")
+    data = encode_image(img, p.suffix, quality=quality, lossless=lossless, subsampling=subsampling)
+    _atomic_write_bytes(p, data, overwrite)
+    return p
+
+
+# Images given as arrays or paths.
+
+
+def _is_pathlike(x: object) -> bool:
+    return isinstance(x, (str, os.PathLike))
+
+
+class _ImageStore:
+    """A list of HR images given as arrays or paths; paths are read on demand (optional cache)."""
+
+    def __init__(self, images: Sequence[ImageSource] | Mapping[str, ImageSource], cache: bool):
+        if isinstance(images, Mapping):
+            names, items = [str(k) for k in images], list(images.values())
+        elif isinstance(images, (np.ndarray, str, os.PathLike)):
+            raise TypeError("hr_images must be a list (or dict) of images or paths, not a single one")
+        else:
+            items = list(images)
+            names = [Path(x).stem if _is_pathlike(x) else f"{i:04d}" for i, x in enumerate(items)]
+        if not items:
+            raise ValueError("hr_images is empty")
+        for name, x in zip(names, items):
+            if isinstance(x, np.ndarray):
+                if x.dtype != np.uint8 or x.ndim != 3 or x.shape[2] != 3:
+                    raise ValueError(f"image {name} must be uint8 HxWx3 RGB, got {x.dtype} {x.shape}")
+            elif _is_pathlike(x):
+                if not Path(x).is_file():
+                    raise ImageReadError(f"cannot read image {x}: no such file")
+            else:
+                raise TypeError(f"image {name} must be a numpy array or a path, got {type(x).__name__}")
+        self.names = names
+        self.items = items
+        self.cache = cache
+        self._cached: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def get(self, i: int) -> np.ndarray:
+        x = self.items[i]
+        if isinstance(x, np.ndarray):
+            return x
+        if i in self._cached:
+            return self._cached[i]
+        img = read_image(x)
+        if self.cache:
+            self._cached[i] = img
+        return img

@@ -1,0 +1,322 @@
+"""Tests of cisr_lib/imageio.py: reading image files (errors, formats, modes, 16 bits, EXIF) and writing them."""
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from cisr_lib import imageio as I
+from cisr_lib.imageio import (
+    ImageReadError,
+    ImageWriteError,
+    PrecisionLossWarning,
+    read_image,
+    read_image_info,
+    write_image,
+)
+
+
+def _rgb(h=24, w=40, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _smooth(h=96, w=112, seed=0):
+    """A smooth colour image (compresses like a photo, unlike noise)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    rng = np.random.default_rng(seed)
+    f = rng.uniform(0.02, 0.15, 3)
+    img = np.stack([128 + 100 * np.sin(f[c] * xx + (c + 1) * 0.03 * yy + c) for c in range(3)], axis=2)
+    return np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+
+
+def _save(path, arr, **kw):
+    Image.fromarray(arr).save(path, **kw)
+    return path
+
+
+# Reading: bad inputs.
+
+
+def _bad_file(tmp_path, kind):
+    good_png = _save(tmp_path / "good.png", _rgb())
+    good_jpg = _save(tmp_path / "good.jpg", _rgb(64, 64), quality=90)
+    if kind == "missing":
+        return tmp_path / "missing.png"
+    if kind == "empty":
+        p = tmp_path / "empty.png"
+        p.write_bytes(b"")
+        return p
+    if kind == "truncated_png":
+        p = tmp_path / "trunc.png"
+        p.write_bytes(good_png.read_bytes()[: good_png.stat().st_size // 2])
+        return p
+    if kind == "truncated_jpeg":
+        p = tmp_path / "trunc.jpg"
+        p.write_bytes(good_jpg.read_bytes()[: good_jpg.stat().st_size // 2])
+        return p
+    if kind == "directory":
+        p = tmp_path / "folder.png"
+        p.mkdir()
+        return p
+    if kind == "text":
+        p = tmp_path / "notes.png"
+        p.write_text("this is not an image\n")
+        return p
+    if kind == "unsupported":
+        return _save(tmp_path / "anim.gif", _rgb()[:, :, 0])
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind", ["missing", "empty", "truncated_png", "truncated_jpeg", "directory", "text", "unsupported"]
+)
+def test_read_image_bad_inputs_raise_one_line_naming_the_file(tmp_path, kind):
+    path = _bad_file(tmp_path, kind)
+    with pytest.raises(ImageReadError) as err:
+        read_image(path)
+    msg = str(err.value)
+    assert str(path) in msg and "\n" not in msg
+    assert isinstance(err.value, ValueError)
+    with pytest.raises(ImageReadError):
+        read_image_info(path)
+
+
+def test_read_image_error_messages_say_what_is_wrong(tmp_path):
+    for kind, words in [("missing", "no such file"), ("empty", "the file is empty"), ("directory", "is a directory"),
+                        ("text", "not a recognised image"), ("unsupported", "unsupported format GIF"),
+                        ("truncated_png", "truncated"), ("truncated_jpeg", "truncated")]:
+        (tmp_path / kind).mkdir()
+        with pytest.raises(ImageReadError, match=words):
+            read_image(_bad_file(tmp_path / kind, kind))
+
+
+# Reading: formats and modes.
+
+
+@pytest.mark.parametrize("ext,kw", [(".png", {}), (".bmp", {}), (".tif", {}), (".webp", {"lossless": True}),
+                                    (".ppm", {})])
+def test_lossless_formats_read_back_exactly(tmp_path, ext, kw):
+    img = _rgb()
+    path = _save(tmp_path / f"a{ext}", img, **kw)
+    out = read_image(path)
+    assert out.dtype == np.uint8 and out.shape == (24, 40, 3)
+    assert np.array_equal(out, img)
+
+
+@pytest.mark.parametrize("ext,fmt", [(".jpg", "JPEG"), (".avif", "AVIF"), (".jp2", "JPEG2000")])
+def test_lossy_formats_match_pillow_decoder(tmp_path, ext, fmt):
+    img = _smooth(48, 64)
+    path = tmp_path / f"a{ext}"
+    Image.fromarray(img).save(path, format=fmt)
+    with Image.open(path) as im:
+        ref = np.asarray(im.convert("RGB"))
+    info = read_image_info(path)
+    assert info.format == fmt and not info.was_gray and info.bit_depth == 8
+    assert np.array_equal(info.image, ref)
+
+
+def test_gray_is_replicated_or_kept(tmp_path):
+    g = _rgb()[:, :, 0]
+    path = _save(tmp_path / "g.png", g)
+    rgb = read_image(path)
+    assert rgb.shape == (24, 40, 3)
+    assert all(np.array_equal(rgb[:, :, c], g) for c in range(3))
+    kept = read_image(path, gray="keep")
+    assert kept.shape == (24, 40) and np.array_equal(kept, g)
+    info = read_image_info(path)
+    assert info.was_gray and info.alpha is None and info.bit_depth == 8
+    colour = read_image(_save(tmp_path / "c.png", _rgb()), gray="keep")
+    assert colour.ndim == 3  # "keep" only changes grayscale files
+    with pytest.raises(ValueError, match="gray must be"):
+        read_image(path, gray="drop")
+
+
+def test_bilevel_image_is_gray_with_depth_1(tmp_path):
+    bw = (_rgb()[:, :, 0] > 127).astype(np.uint8) * 255
+    path = tmp_path / "bw.png"
+    Image.fromarray(bw).convert("1").save(path)
+    info = read_image_info(path)
+    assert info.was_gray and info.bit_depth == 1
+    assert np.array_equal(info.image[:, :, 1], bw)
+
+
+def test_alpha_is_dropped_without_compositing_and_returned(tmp_path):
+    rgba = np.concatenate([_rgb(), _rgb(seed=1)[:, :, :1]], axis=2)
+    info = read_image_info(_save(tmp_path / "a.png", rgba))
+    assert np.array_equal(info.image, rgba[:, :, :3]) and not info.was_gray
+    assert np.array_equal(info.alpha, rgba[:, :, 3])
+    la = np.stack([_rgb()[:, :, 0], _rgb(seed=2)[:, :, 0]], axis=2)
+    info = read_image_info(_save(tmp_path / "la.png", la))
+    assert info.was_gray and np.array_equal(info.image[:, :, 2], la[:, :, 0])
+    assert np.array_equal(info.alpha, la[:, :, 1])
+    assert read_image(tmp_path / "la.png", gray="keep").shape == (24, 40)
+
+
+def test_palette_images_are_converted(tmp_path):
+    rgb = _smooth(32, 48)
+    pal = Image.fromarray(rgb).quantize(colors=16)
+    pal.save(tmp_path / "p.png")
+    info = read_image_info(tmp_path / "p.png")
+    assert np.array_equal(info.image, np.asarray(pal.convert("RGB"))) and info.alpha is None
+    pal.save(tmp_path / "pt.png", transparency=0)
+    info = read_image_info(tmp_path / "pt.png")
+    assert np.array_equal(info.image, np.asarray(pal.convert("RGB")))
+    assert np.array_equal(info.alpha, (np.asarray(pal) != 0).astype(np.uint8) * 255)  # index 0 transparent
+    assert 0 < (info.alpha == 0).sum() < info.alpha.size
+
+
+def test_cmyk_jpeg_is_converted_like_pillow(tmp_path):
+    path = tmp_path / "cmyk.jpg"
+    Image.fromarray(_smooth(32, 48)).convert("CMYK").save(path, quality=95)
+    with Image.open(path) as im:
+        assert im.mode == "CMYK"
+        ref = np.asarray(im.convert("RGB"))
+    assert np.array_equal(read_image(path), ref)
+
+
+def _expected_8bit(a16):
+    return np.floor(a16 / 257.0 + 0.5).astype(np.uint8)
+
+
+def test_16bit_gray_png_is_rounded_with_a_warning(tmp_path):
+    g16 = np.random.default_rng(0).integers(0, 65536, (20, 30), dtype=np.uint16)
+    g16[0, :3] = (0, 65535, 128)  # 128/257 = 0.498 -> 0, the low byte matters
+    path = tmp_path / "g16.png"
+    Image.fromarray(g16).save(path)
+    with pytest.warns(PrecisionLossWarning, match="16-bit"):
+        info = read_image_info(path)
+    assert info.bit_depth == 16 and info.was_gray
+    assert np.array_equal(info.image[:, :, 0], _expected_8bit(g16))
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_16bit_colour_is_rounded_not_truncated_and_stays_rgb(tmp_path, ext):
+    rgb16 = np.random.default_rng(1).integers(0, 65536, (20, 30, 3), dtype=np.uint16)
+    rgb16[0, 0] = (65535, 0, 200)  # R, G, B: red pixel; 200 rounds up to 1 (Pillow's truncation gives 0)
+    path = tmp_path / f"c16{ext}"
+    assert cv2.imwrite(str(path), rgb16[:, :, ::-1])  # OpenCV writes BGR
+    with pytest.warns(PrecisionLossWarning):
+        info = read_image_info(path)
+    assert info.bit_depth == 16 and not info.was_gray
+    assert tuple(info.image[0, 0]) == (255, 0, 1)
+    assert np.array_equal(info.image, _expected_8bit(rgb16))
+
+
+def test_16bit_rgba_png_keeps_alpha(tmp_path):
+    rgba16 = np.random.default_rng(2).integers(0, 65536, (10, 12, 4), dtype=np.uint16)
+    path = tmp_path / "c16a.png"
+    assert cv2.imwrite(str(path), rgba16[:, :, [2, 1, 0, 3]])  # BGRA
+    with pytest.warns(PrecisionLossWarning):
+        info = read_image_info(path)
+    assert np.array_equal(info.image, _expected_8bit(rgba16[:, :, :3]))
+    assert np.array_equal(info.alpha, _expected_8bit(rgba16[:, :, 3]))
+
+
+def test_8bit_files_do_not_warn(tmp_path):
+    path = _save(tmp_path / "a.png", _rgb())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_image(path)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_like_pillow(tmp_path, orientation):
+    img = _rgb(12, 20)  # not square: every orientation gives a different array
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "o.png"
+    Image.fromarray(img).save(path, exif=exif)
+    with Image.open(path) as im:
+        ref = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    info = read_image_info(path)
+    assert info.orientation == orientation
+    assert np.array_equal(info.image, ref)
+    assert np.array_equal(read_image(path, apply_orientation=False), img)
+
+
+# Writing.
+
+
+@pytest.mark.parametrize("ext", [".png", ".bmp", ".tif", ".tiff", ".webp"])
+def test_write_lossless_round_trip(tmp_path, ext):
+    img = _rgb()
+    write_image(tmp_path / f"a{ext}", img)
+    assert np.array_equal(read_image(tmp_path / f"a{ext}"), img)
+
+
+def test_write_gray_and_jpeg_quality(tmp_path):
+    g = _rgb()[:, :, 0]
+    write_image(tmp_path / "g.png", g)
+    assert read_image_info(tmp_path / "g.png").was_gray
+    img = _smooth()
+    write_image(tmp_path / "q95.jpg", img)
+    write_image(tmp_path / "q10.jpg", img, quality=10)
+    assert (tmp_path / "q10.jpg").stat().st_size < (tmp_path / "q95.jpg").stat().st_size
+    ref = io.BytesIO()
+    Image.fromarray(img).save(ref, format="JPEG", quality=95, subsampling="4:2:0")
+    assert (tmp_path / "q95.jpg").read_bytes() == ref.getvalue()  # default quality is 95, 4:2:0
+    write_image(tmp_path / "lossy.webp", img, lossless=False, quality=50)
+    assert not np.array_equal(read_image(tmp_path / "lossy.webp"), img)
+
+
+def test_write_refuses_to_overwrite_unless_asked(tmp_path):
+    path = tmp_path / "a.png"
+    write_image(path, _rgb(seed=0))
+    before = path.read_bytes()
+    with pytest.raises(ImageWriteError, match="refusing to overwrite") as err:
+        write_image(path, _rgb(seed=1))
+    assert isinstance(err.value, FileExistsError) and str(path) in str(err.value)
+    assert path.read_bytes() == before
+    write_image(path, _rgb(seed=1), overwrite=True)
+    assert np.array_equal(read_image(path), _rgb(seed=1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]  # no temporary file left
+
+
+def test_write_creates_parents_and_rejects_bad_input(tmp_path):
+    path = tmp_path / "x" / "y" / "a.png"
+    assert write_image(path, _rgb()) == path and path.exists()
+    with pytest.raises(ValueError, match="unknown extension"):
+        write_image(tmp_path / "a.gif", _rgb())
+    with pytest.raises(TypeError, match="uint8"):
+        write_image(tmp_path / "f.png", _rgb().astype(np.float32))
+    with pytest.raises(ValueError, match="HxW"):
+        write_image(tmp_path / "f.png", np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ValueError, match="quality"):
+        write_image(tmp_path / "f.jpg", _rgb(), quality=0)
+    assert not (tmp_path / "f.png").exists() and not (tmp_path / "f.jpg").exists()
+
+
+def test_write_is_atomic_when_the_final_rename_fails(tmp_path, monkeypatch):
+    path = tmp_path / "a.png"
+    write_image(path, _rgb(seed=0))
+    before = path.read_bytes()
+
+    def broken_replace(src, dst):
+        raise OSError("disk vanished")
+
+    monkeypatch.setattr(I.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk vanished"):
+        write_image(path, _rgb(seed=1), overwrite=True)
+    assert path.read_bytes() == before  # the old file is intact, not half-overwritten
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]  # the temporary file was removed
+
+
+def test_write_without_overwrite_loses_no_race(tmp_path, monkeypatch):
+    """A file appearing between the existence check and the rename is not replaced."""
+    path = tmp_path / "a.png"
+    real_link = os.link
+
+    def racing_link(src, dst):
+        Path(dst).write_bytes(b"other writer")
+        return real_link(src, dst)
+
+    monkeypatch.setattr(I.os, "link", racing_link)
+    with pytest.raises(ImageWriteError):
+        write_image(path, _rgb())
+    assert path.read_bytes() == b"other writer"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
