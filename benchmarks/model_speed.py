@@ -1,0 +1,157 @@
+"""Forward time, peak memory and FLOPs of the CISR-PSI models (numbers quoted in docs/model.md).
+
+Every timed run happens in a fresh subprocess so that its peak resident set size
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``) belongs to that run alone; on CUDA the peak is
+``torch.cuda.max_memory_allocated``. The forward pass runs under ``torch.no_grad`` (inference).
+
+FLOPs: convolutions are counted with ``torch.utils.flop_counter.FlopCounterMode`` on a small input
+(their cost per output pixel does not depend on the image size); the non-local operator's two
+matrix products cost 2 N M (K + 1 + C) FLOPs per call (K = C P^2 patch elements, N queries,
+M <= N admissible candidates), which grows with the image, so it is reported for the benchmark
+size with M = N (no blocking mask), plus about 5 N M element-wise operations for the softmax.
+
+Usage (from the repository root)::
+
+    python benchmarks/model_speed.py                          # micro and tiny, x2 and x4, 256x256
+    python benchmarks/model_speed.py --configs tiny --scales 2 --size 64 --window 7
+    python benchmarks/model_speed.py --memcheck               # micro x2 on 200x200 must stay < 3 GB
+    python benchmarks/model_speed.py --device cuda --configs tiny,full
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+from cisr_lib.models import build_model, count_parameters
+from cisr_lib.models.nonlocal_op import DEFAULT_CHUNK_ELEMS
+
+
+def _one(name: str, scale: int, size: int, window: int | None, device: str, repeats: int, chunk: int) -> dict:
+    """Build, run ``repeats`` timed forwards (after one warm-up on CUDA) and report."""
+    torch.manual_seed(0)
+    model = build_model(name, scale, window=window, chunk_elems=chunk).to(device).eval()
+    z = torch.rand(1, 3, size, size, device=device)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux: KiB)
+    times = []
+    with torch.no_grad():
+        if device == "cuda":
+            model(z)  # warm-up (kernels, allocator)
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            ys, xs = model(z)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+    out = dict(
+        config=name, scale=scale, size=size, window=window, device=device, chunk_elems=chunk,
+        threads=torch.get_num_threads(), params=count_parameters(model),
+        steps=model.config["steps"], seconds=min(times), seconds_all=times,
+        rss_before_mib=rss_before,
+        peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        loadavg=os.getloadavg()[0],
+    )  # fmt: skip
+    if device == "cuda":
+        out["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        out["gpu"] = torch.cuda.get_device_name()
+    return out
+
+
+def conv_flops_per_output_pixel(name: str, scale: int, lr: int = 32) -> dict:
+    """Convolution FLOPs (and measured NL matmul FLOPs at ``lr``) per HR output pixel."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_model(name, scale).eval()
+    z = torch.full((1, 3, lr, lr), 0.5) + 0.01 * torch.arange(lr).float()  # smooth: no blocking
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(z)
+    counts = counter.get_flop_counts()["Global"]
+    conv = sum(v for k, v in counts.items() if "convolution" in str(k))
+    mm = sum(v for k, v in counts.items() if "bmm" in str(k))  # the NL operator's products
+    pixels = (scale * lr) ** 2
+    return dict(conv_flops_per_px=conv / pixels, nl_matmul_flops_at_lr=mm, lr=lr)
+
+
+def nl_flops_per_output_pixel(cfg: dict, scale: int, size: int, window: int | None) -> float:
+    """Analytic matrix-product FLOPs of all NL calls per HR output pixel (M = N, no mask)."""
+    n = size * size
+    m = n if window is None else (2 * window + 1) ** 2
+    k = 3 * cfg["patch"] ** 2
+    per_call = 2 * n * m * (k + 1 + 3)
+    return 2 * cfg["steps"] * per_call / (n * scale * scale)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configs", default="micro,tiny")
+    p.add_argument("--scales", default="2,4")
+    p.add_argument("--size", type=int, default=256, help="LR side in pixels")
+    p.add_argument("--window", type=int, default=None, help="NL search radius (default: whole image)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK_ELEMS, help="NL chunk_elems")
+    p.add_argument("--memcheck", action="store_true", help="micro x2, 200x200, assert peak < 3 GB")
+    p.add_argument("--no-flops", action="store_true")
+    p.add_argument("--json", default=None, help="append the JSON records to this file")
+    p.add_argument("--one", nargs=7, metavar=("NAME", "SCALE", "SIZE", "WINDOW", "DEVICE", "REPEATS", "CHUNK"),
+                   help=argparse.SUPPRESS)  # fmt: skip
+    a = p.parse_args()
+
+    if a.one:
+        name, scale, size, window, device, repeats, chunk = a.one
+        win = None if window == "none" else int(window)
+        rec = _one(name, int(scale), int(size), win, device, int(repeats), int(chunk))
+        print(json.dumps(rec))
+        return
+
+    jobs = []
+    if a.memcheck:
+        jobs.append(("micro", 2, 200))
+    else:
+        jobs = [(c, int(s), a.size) for c in a.configs.split(",") for s in a.scales.split(",")]
+    records = []
+    for name, scale, size in jobs:
+        cmd = [sys.executable, __file__, "--one", name, str(scale), str(size),
+               "none" if a.window is None else str(a.window), a.device, str(a.repeats), str(a.chunk)]  # fmt: skip
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            sys.exit(f"run {name} x{scale} failed:\n{res.stderr}")
+        rec = json.loads(res.stdout.strip().splitlines()[-1])
+        if not a.no_flops:
+            from cisr_lib.models import build_config
+
+            rec.update(conv_flops_per_output_pixel(name, scale))
+            rec["nl_flops_per_px"] = nl_flops_per_output_pixel(build_config(name), scale, size, a.window)
+        records.append(rec)
+        line = (
+            f"{name:5s} x{scale} {size}x{size} window={a.window} {a.device} threads={rec['threads']} "
+            f"params={rec['params']:,} time={rec['seconds']:.2f}s peak_rss={rec['peak_rss_mib']:.0f}MiB "
+            f"(before forward {rec['rss_before_mib']:.0f}MiB) load={rec['loadavg']:.2f}"
+        )
+        if "peak_cuda_mib" in rec:
+            line += f" peak_cuda={rec['peak_cuda_mib']:.0f}MiB {rec['gpu']}"
+        if "conv_flops_per_px" in rec:
+            line += (f" conv={rec['conv_flops_per_px'] / 1e6:.2f}MFLOP/px"
+                     f" nl={rec['nl_flops_per_px'] / 1e6:.2f}MFLOP/px")  # fmt: skip
+        print(line, flush=True)
+        if a.json:
+            with open(a.json, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+    if a.memcheck:
+        peak = records[0]["peak_rss_mib"]
+        assert peak < 3 * 1024, f"peak RSS {peak:.0f} MiB exceeds 3 GB"
+        print(f"memcheck OK: {peak:.0f} MiB < 3072 MiB")
+
+
+if __name__ == "__main__":
+    main()

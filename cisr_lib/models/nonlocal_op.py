@@ -1,0 +1,293 @@
+"""Guided non-local operator of eqs. (9)-(10) (Sec. III-B.1, Fig. 3).
+
+    (9)  u(m) = sum_n w(m, n) z(n)
+    (10) w(m, n) = exp(-||g(m) - g(n)||^2 / h(m)^2) * d(z(n)) / N(m),   sum_n w(m, n) = 1
+
+Interpretation choices (documented in docs/model.md):
+
+* **Patches.** g(m) is the P x P x C patch of the guide g centred at pixel m (P = 3, replicate
+  padding at the border). ``aggregate="centre"`` (default) reads eq. (9) literally: the value
+  aggregated from candidate n is the centre pixel z(n), i.e. pixel-wise NL-means with patch
+  similarity. ``aggregate="patch"`` is block-wise NL-means: every query m estimates its whole
+  patch as sum_n w(m, n) Z(n) (Z(n) the P x P patch of z) and each pixel averages the estimates of
+  the patches covering it (fold / count). The default is cheaper (C instead of C*P^2 values per
+  candidate) and is what eq. (9) writes; the switch exists for the notebook comparison.
+* **Distance scale.** ||g(m) - g(n)||^2 is the *mean* squared difference over the C*P^2 patch
+  elements with intensities in [0, 1]; h is in the same [0, 1] units. The traditional h = 30 of
+  the paper (0-255 scale, classical NL-means with distances normalised by the patch size) is
+  therefore h = 30 / 255 here: a patch whose RMS difference is 30 grey levels gets weight e^-1.
+* **Adaptive h.** h = softplus(conv1x1(relu(conv3x3(g)))) + h_min, conv3x3: C -> 64,
+  conv1x1: 64 -> 1 (Sec. IV-A). h_min = 1 / 255 (one grey level) keeps h^2 away from 0; the bias of
+  the last conv starts at softplus^-1(30 / 255 - h_min) so the operator starts near the
+  traditional one.
+* **Normalisation.** w(m, .) is a masked softmax of -dist / h(m)^2 over the candidates with
+  d(z(n)) = 1, stabilised by subtracting the row maximum over those candidates. When every
+  candidate of a row is masked, u(m) = z(m) (the row has no admissible weights).
+* **Search range.** ``window=None`` searches the whole image (as in the paper), in chunks of query
+  positions so memory is O(chunk x N), never N x N. ``window=r`` restricts candidates to
+  |di|, |dj| <= r and is computed on 2-D tiles. With autograd on, every chunk is recomputed in the
+  backward pass (activation checkpointing), so training memory is O(chunk x N) as well.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+H_TRADITIONAL = 30.0 / 255.0  # the paper's h = 30 on the 0-255 scale
+H_MIN = 1.0 / 255.0
+DEFAULT_CHUNK_ELEMS = 1 << 20  # (query, candidate) pairs per chunk: 4 MiB of float32 logits, L3-sized
+
+
+def patch_features(img: torch.Tensor, patch: int) -> torch.Tensor:
+    """All P x P patches of img, scaled so squared Euclidean distances are means over elements.
+
+    Args:
+        img: (B, C, H, W).
+        patch: odd patch size P.
+
+    Returns:
+        (B, C*P*P, H*W); column n is the patch centred at pixel n divided by sqrt(C*P*P).
+    """
+    r = patch // 2
+    padded = F.pad(img, (r, r, r, r), mode="replicate") if r > 0 else img
+    cols = F.unfold(padded, kernel_size=patch)  # (B, C*P*P, H*W)
+    return cols / math.sqrt(cols.shape[1])
+
+
+def _softmax_rows(q_aug: torch.Tensor, c_aug: torch.Tensor, values: torch.Tensor, valid=None):
+    """One chunk of eqs. (9)-(10): query rows against their candidates.
+
+    With q_aug = [2 g(m) / h(m)^2 ; -1 / h(m)^2] and c_aug = [g(n) ; ||g(n)||^2] (features stacked
+    along K), q_aug^T c_aug = -(||g(m) - g(n)||^2 - ||g(m)||^2) / h(m)^2: the exponent of eq. (10)
+    up to a per-row constant, which the row normalisation N(m) cancels. One matrix product
+    therefore gives the logits, and the softmax subtracts the row maximum for stability.
+
+    Args:
+        q_aug: (B, K+1, Q) augmented query features.
+        c_aug: (B, K+1, M) augmented candidate features (admissible candidates only, or
+            masked by ``valid``).
+        values: (B, M, V) what the candidates contribute (z(n) or its patch).
+        valid: optional bool (B or 1, Q, M) mask; every row must keep at least one True.
+
+    Returns:
+        (B, Q, V) weighted averages.
+    """
+    logits = torch.bmm(q_aug.transpose(1, 2), c_aug)  # (B, Q, M), (10) exponent + row constant
+    if valid is not None:
+        logits = logits.masked_fill(~valid, float("-inf"))  # d(z(n)) = 0 or outside the window
+    w = torch.softmax(logits, dim=2)  # (10) w(m, n), rows sum to 1
+    return torch.bmm(w, values)  # (9) u(m) = sum_n w(m, n) z(n)
+
+
+def _run(fn, use_checkpoint, *args):
+    if use_checkpoint:
+        return checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
+
+
+def nonlocal_filter(
+    z: torch.Tensor,
+    g: torch.Tensor,
+    h: torch.Tensor | float,
+    mask: torch.Tensor | None = None,
+    patch: int = 3,
+    window: int | None = None,
+    aggregate: str = "centre",
+    chunk_elems: int = DEFAULT_CHUNK_ELEMS,
+    use_checkpoint: bool | None = None,
+) -> torch.Tensor:
+    """Eqs. (9)-(10): u = sum_n w(m, n) z(n) with weights measured on the guide g.
+
+    Args:
+        z: (B, C, H, W) candidate image (the compressed input), float.
+        g: (B, Cg, H, W) guide image for patch distances (the auxiliary input), same H, W.
+        h: (B, 1, H, W) positive filtering parameter per query pixel, or a float for all pixels;
+            in the [0, 1] intensity units of the distances (see the module docstring).
+        mask: (B, 1, H, W) in {0, 1}, d(z(n)); None means every candidate is admissible.
+        patch: odd patch size P of the distance.
+        window: None for the whole image, else the search radius r (candidates with
+            |di| <= r and |dj| <= r).
+        aggregate: "centre" (u(m) averages centre pixels z(n)) or "patch" (patch estimates
+            averaged over overlaps).
+        chunk_elems: about how many (query, candidate) pairs one chunk holds.
+        use_checkpoint: recompute chunks in backward; default: when autograd records the inputs.
+
+    Returns:
+        u: (B, C, H, W). Rows without an admissible candidate return z(m).
+
+    Derived in notebooks/06_nonlocal_operator.ipynb
+    """
+    if patch % 2 != 1:
+        raise ValueError(f"patch must be odd, got {patch}")
+    if aggregate not in ("centre", "patch"):
+        raise ValueError(f"aggregate must be 'centre' or 'patch', got {aggregate!r}")
+    b, c, hh, ww = z.shape
+    n = hh * ww
+    if g.shape[0] != b or g.shape[2:] != z.shape[2:]:
+        raise ValueError(f"guide {tuple(g.shape)} does not match input {tuple(z.shape)}")
+    if not torch.is_tensor(h):
+        h = torch.full((b, 1, hh, ww), float(h), dtype=z.dtype, device=z.device)
+    if mask is None:
+        mask = torch.ones(b, 1, hh, ww, dtype=z.dtype, device=z.device)
+    if use_checkpoint is None:
+        use_checkpoint = torch.is_grad_enabled() and any(t.requires_grad for t in (z, g, h))
+
+    g0 = g - g.mean(dim=(1, 2, 3), keepdim=True)  # distances are shift invariant; smaller norms
+    feats = patch_features(g0, patch)  # (B, K, N)
+    sq = feats.pow(2).sum(dim=1, keepdim=True)  # (B, 1, N) ||g(n)||^2
+    inv_h2 = h.reshape(b, 1, n).pow(-2)  # (B, 1, N) 1 / h(m)^2
+    q_aug = torch.cat([2.0 * feats * inv_h2, -inv_h2], dim=1)  # (B, K+1, N)
+    c_aug = torch.cat([feats, sq], dim=1)  # (B, K+1, N)
+    admissible = mask.reshape(b, n) > 0.5  # (B, N)
+    if aggregate == "centre":
+        vals = z.reshape(b, c, n)  # (B, C, N)
+    else:
+        r = patch // 2
+        vals = F.unfold(F.pad(z, (r, r, r, r), mode="replicate"), kernel_size=patch)  # (B, C*P*P, N)
+    v = vals.shape[1]
+
+    if window is None:
+        # One output buffer filled chunk by chunk: keeping many small chunk results alive between
+        # large temporary allocations fragments the CPU heap (RSS then grows by a chunk per step).
+        est = vals.new_empty(b, n, v)  # (B, N, V)
+        for i in range(b):
+            idx = admissible[i].nonzero().squeeze(1)  # (M,) admissible candidates
+            if idx.numel() == 0:
+                est[i] = vals[i].transpose(0, 1)  # every candidate masked: u(m) = z(m)
+                continue
+            cand = c_aug[i : i + 1, :, idx]  # (1, K+1, M)
+            cand_vals = vals[i : i + 1, :, idx].transpose(1, 2).contiguous()  # (1, M, V)
+            q_per_chunk = max(1, min(n, chunk_elems // idx.numel()))
+            for q0 in range(0, n, q_per_chunk):
+                q1 = min(n, q0 + q_per_chunk)
+                queries = q_aug[i : i + 1, :, q0:q1]  # (1, K+1, Q)
+                est[i : i + 1, q0:q1] = _run(_softmax_rows, use_checkpoint, queries, cand, cand_vals)
+        est = est.transpose(1, 2)  # (B, V, N)
+    else:
+        est = _windowed(q_aug, c_aug, admissible, vals, hh, ww, int(window), chunk_elems, use_checkpoint)
+
+    if aggregate == "centre":
+        return est.reshape(b, c, hh, ww)
+    r = patch // 2
+    summed = F.fold(est, output_size=(hh, ww), kernel_size=patch, padding=r)  # (B, C, H, W)
+    ones = torch.ones(1, v, n, dtype=est.dtype, device=est.device)
+    count = F.fold(ones, output_size=(hh, ww), kernel_size=patch, padding=r)  # (1, C, H, W)
+    return summed / count
+
+
+def _tile_size(radius: int, chunk_elems: int, hh: int, ww: int) -> int:
+    """Tile side T: at least 16 (or 2r + 1), T^2 (T + 2r)^2 <= chunk_elems when possible."""
+    t = max(16, 2 * radius + 1)
+    while t > 8 and t * t * (t + 2 * radius) ** 2 > chunk_elems:
+        t //= 2
+    return max(1, min(t, max(hh, ww)))
+
+
+def _windowed(q_aug, c_aug, admissible, vals, hh, ww, radius, chunk_elems, use_checkpoint):
+    """Windowed search on 2-D query tiles; returns (B, V, N) like the global path."""
+    b, k1, _ = q_aug.shape
+    v = vals.shape[1]
+    dev = q_aug.device
+    q4 = q_aug.reshape(b, k1, hh, ww)
+    c4 = c_aug.reshape(b, k1, hh, ww)
+    ad4 = admissible.reshape(b, hh, ww)
+    v4 = vals.reshape(b, v, hh, ww)
+    t = _tile_size(radius, chunk_elems, hh, ww)
+    out = vals.new_zeros(b, v, hh, ww)  # filled tile by tile (autograd records the copies)
+    for i0 in range(0, hh, t):
+        i1 = min(hh, i0 + t)
+        a0, a1 = max(0, i0 - radius), min(hh, i1 + radius)
+        for j0 in range(0, ww, t):
+            j1 = min(ww, j0 + t)
+            b0, b1 = max(0, j0 - radius), min(ww, j1 + radius)
+            qi, qj = torch.meshgrid(
+                torch.arange(i0, i1, device=dev), torch.arange(j0, j1, device=dev), indexing="ij"
+            )
+            ci, cj = torch.meshgrid(
+                torch.arange(a0, a1, device=dev), torch.arange(b0, b1, device=dev), indexing="ij"
+            )
+            di = qi.reshape(-1, 1) - ci.reshape(1, -1)  # (Q, M)
+            dj = qj.reshape(-1, 1) - cj.reshape(1, -1)
+            in_window = (di.abs() <= radius) & (dj.abs() <= radius)
+            valid = in_window[None] & ad4[:, a0:a1, b0:b1].reshape(b, 1, -1)  # (B, Q, M)
+            is_self = ((di == 0) & (dj == 0))[None]  # (1, Q, M)
+            valid = valid | (is_self & ~valid.any(dim=2, keepdim=True))  # no candidate: u(m) = z(m)
+            est = _run(
+                _softmax_rows,
+                use_checkpoint,
+                q4[:, :, i0:i1, j0:j1].reshape(b, k1, -1),  # (B, K+1, Q)
+                c4[:, :, a0:a1, b0:b1].reshape(b, k1, -1),  # (B, K+1, M)
+                v4[:, :, a0:a1, b0:b1].reshape(b, v, -1).transpose(1, 2),  # (B, M, V)
+                valid,
+            )  # (B, Q, V)
+            out[:, :, i0:i1, j0:j1] = est.transpose(1, 2).reshape(b, v, i1 - i0, j1 - j0)
+    return out.reshape(b, v, hh * ww)
+
+
+class NonLocal(nn.Module):
+    """Guided non-local operator with a learned per-pixel h (Fig. 3).
+
+    Args:
+        channels: image channels C of z and g (3).
+        patch: odd patch size P (3).
+        hidden: channels of the h-network's hidden layer (64 in Sec. IV-A).
+        traditional: use the constant h = 30 / 255 everywhere (Table III "traditional non-local
+            operator"); the h-network is then not built.
+        window: None for the whole image, else the search radius.
+        aggregate: "centre" or "patch", see ``nonlocal_filter``.
+        chunk_elems: chunk budget of (query, candidate) pairs.
+        frozen: parameters do not train and the operator runs without autograd (the official
+            code pre-trains the operator separately; see docs/model.md).
+
+    Derived in notebooks/06_nonlocal_operator.ipynb
+    """
+
+    def __init__(
+        self,
+        channels: int = 3,
+        patch: int = 3,
+        hidden: int = 64,
+        traditional: bool = False,
+        window: int | None = None,
+        aggregate: str = "centre",
+        chunk_elems: int = DEFAULT_CHUNK_ELEMS,
+        frozen: bool = False,
+    ):
+        super().__init__()
+        self.patch = patch
+        self.traditional = traditional
+        self.window = window
+        self.aggregate = aggregate
+        self.chunk_elems = chunk_elems
+        self.frozen = frozen
+        if traditional:
+            self.h_net = None
+        else:
+            last = nn.Conv2d(hidden, 1, kernel_size=1)
+            with torch.no_grad():
+                target = H_TRADITIONAL - H_MIN
+                last.bias.fill_(math.log(math.expm1(target)))  # softplus^-1(target)
+            self.h_net = nn.Sequential(
+                nn.Conv2d(channels, hidden, kernel_size=3, padding=1), nn.ReLU(inplace=True), last
+            )
+        if frozen:
+            self.requires_grad_(False)
+
+    def estimate_h(self, g: torch.Tensor) -> torch.Tensor:
+        """h from the guide: g (B, C, H, W) in [0, 1] -> (B, 1, H, W) > 0 in [0, 1] units."""
+        if self.h_net is None:
+            return g.new_full((g.shape[0], 1, g.shape[2], g.shape[3]), H_TRADITIONAL)
+        return F.softplus(self.h_net(g)) + H_MIN  # positive, >= one grey level
+
+    def forward(self, z: torch.Tensor, g: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """u = NL(z; g, d): z, g (B, C, H, W), mask (B, 1, H, W) in {0, 1} -> u (B, C, H, W)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            h = self.estimate_h(g)  # (B, 1, H, W)
+            return nonlocal_filter(
+                z, g, h, mask, self.patch, self.window, self.aggregate, self.chunk_elems
+            )
