@@ -69,10 +69,9 @@ def _softmax_rows(q_aug: torch.Tensor, c_aug: torch.Tensor, values: torch.Tensor
 
     Args:
         q_aug: (B, K+1, Q) augmented query features.
-        c_aug: (B, K+1, M) augmented candidate features (admissible candidates only, or
-            masked by ``valid``).
+        c_aug: (B, K+1, M) augmented candidate features (inadmissible ones masked by ``valid``).
         values: (B, M, V) what the candidates contribute (z(n) or its patch).
-        valid: optional bool (B or 1, Q, M) mask; every row must keep at least one True.
+        valid: optional bool mask broadcastable to (B, Q, M); every row must keep one True.
 
     Returns:
         (B, Q, V) weighted averages.
@@ -152,21 +151,18 @@ def nonlocal_filter(
     v = vals.shape[1]
 
     if window is None:
-        # One output buffer filled chunk by chunk: keeping many small chunk results alive between
-        # large temporary allocations fragments the CPU heap (RSS then grows by a chunk per step).
+        # Batched masked softmax: inadmissible candidates get logit -inf (d(z(n)) = 0). One output
+        # buffer is filled chunk by chunk: keeping many small chunk results alive between large
+        # temporary allocations fragments the CPU heap (RSS then grows by a chunk per step).
+        some = admissible.any(dim=1)  # (B,) images with at least one admissible candidate
+        valid = (admissible | ~some[:, None])[:, None, :]  # (B, 1, N); all-masked rows fixed below
+        cand_vals = vals.transpose(1, 2).contiguous()  # (B, N, V)
         est = vals.new_empty(b, n, v)  # (B, N, V)
-        for i in range(b):
-            idx = admissible[i].nonzero().squeeze(1)  # (M,) admissible candidates
-            if idx.numel() == 0:
-                est[i] = vals[i].transpose(0, 1)  # every candidate masked: u(m) = z(m)
-                continue
-            cand = c_aug[i : i + 1, :, idx]  # (1, K+1, M)
-            cand_vals = vals[i : i + 1, :, idx].transpose(1, 2).contiguous()  # (1, M, V)
-            q_per_chunk = max(1, min(n, chunk_elems // idx.numel()))
-            for q0 in range(0, n, q_per_chunk):
-                q1 = min(n, q0 + q_per_chunk)
-                queries = q_aug[i : i + 1, :, q0:q1]  # (1, K+1, Q)
-                est[i : i + 1, q0:q1] = _run(_softmax_rows, use_checkpoint, queries, cand, cand_vals)
+        q_per_chunk = max(1, min(n, chunk_elems // (b * n)))
+        for q0 in range(0, n, q_per_chunk):
+            q1 = min(n, q0 + q_per_chunk)
+            est[:, q0:q1] = _run(_softmax_rows, use_checkpoint, q_aug[:, :, q0:q1], c_aug, cand_vals, valid)
+        est = torch.where(some[:, None, None], est, cand_vals)  # every candidate masked: u(m) = z(m)
         est = est.transpose(1, 2)  # (B, V, N)
     else:
         est = _windowed(q_aug, c_aug, admissible, vals, hh, ww, int(window), chunk_elems, use_checkpoint)
@@ -288,6 +284,10 @@ class NonLocal(nn.Module):
         """u = NL(z; g, d): z, g (B, C, H, W), mask (B, 1, H, W) in {0, 1} -> u (B, C, H, W)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             h = self.estimate_h(g)  # (B, 1, H, W)
-            return nonlocal_filter(
-                z, g, h, mask, self.patch, self.window, self.aggregate, self.chunk_elems
-            )
+            # The exponent of eq. (10) needs float32: bf16's 8-bit mantissa would quantise the
+            # weights of similar patches. Autocast is suspended for the operator.
+            with torch.autocast(z.device.type, enabled=False):
+                return nonlocal_filter(
+                    z.float(), g.float(), h.float(), None if mask is None else mask.float(),
+                    self.patch, self.window, self.aggregate, self.chunk_elems,
+                )

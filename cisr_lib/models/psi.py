@@ -86,7 +86,8 @@ class PSINet(nn.Module):
         )
         return blocking_mask(z, self.arm.patch) if needs else None
 
-    def forward(self, z: torch.Tensor, steps: int | None = None, mask: torch.Tensor | None = None):
+    def forward(self, z: torch.Tensor, steps: int | None = None, mask: torch.Tensor | None = None,
+                x0: torch.Tensor | None = None):
         """Unfold the two modules.
 
         Args:
@@ -94,6 +95,8 @@ class PSINet(nn.Module):
             steps: number of unfolding steps J (default: ``self.steps``).
             mask: optional precomputed d(z) (B, 1, H, W), e.g. detected on the whole image before
                 a training crop was cut (the grid phase is more reliable on large images).
+            x0: optional (B, 3, sH, sW) auxiliary input of the first step instead of bicubic(z);
+                truncated unfolding (the official code) continues from a detached x_{j-1}.
 
         Returns:
             ys: list of J tensors (B, 3, H, W), the ARM estimates of the clean LR image y.
@@ -102,7 +105,7 @@ class PSINet(nn.Module):
         steps = self.steps if steps is None else steps
         if mask is None:
             mask = self.blocking(z)  # (B, 1, H, W) or None
-        x = imresize_torch(z, self.scale)  # x_0 = bicubic(z), (B, 3, sH, sW)
+        x = imresize_torch(z, self.scale) if x0 is None else x0  # x_0 = bicubic(z), (B, 3, sH, sW)
         ys, xs = [], []
         for _ in range(steps):
             y = self.arm(z, x, mask)  # y_j = P(x_{j-1}, z)

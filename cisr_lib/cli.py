@@ -1,0 +1,184 @@
+"""The ``cisr`` command line: one entry point, one subcommand per task.
+
+Errors a user can cause (a bad path, a corrupt image, a wrong scale, a missing checkpoint) print
+one line on stderr and exit with status 2; set ``CISR_DEBUG=1`` to see the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from cisr_lib.checkpoint import CheckpointError
+    from cisr_lib.imageio import ImageReadError, ImageWriteError
+
+    return (ImageReadError, ImageWriteError, CheckpointError, FileNotFoundError, FileExistsError,
+            NotADirectoryError, IsADirectoryError, ValueError)
+
+
+def _cmd_degrade(args: argparse.Namespace) -> int:
+    from cisr_lib.degradations import CODECS, compress_with_bitstream, imresize, modcrop
+    from cisr_lib.imageio import read_image, write_image
+
+    img = read_image(args.input)
+    if min(img.shape[:2]) < args.scale:
+        raise ValueError(f"{args.input}: image {img.shape[1]}x{img.shape[0]} is smaller than the scale {args.scale}")
+    out = Path(args.outdir)
+    stem = Path(args.input).stem
+    hr = modcrop(img, args.scale)
+    lr = imresize(hr, 1 / args.scale)
+    z, bits = compress_with_bitstream(lr, args.codec, args.quality)
+    tag = f"x{args.scale}_{args.codec}{args.quality:g}"
+    targets = {out / f"{stem}_hr.png": hr, out / f"{stem}_lr_x{args.scale}.png": lr, out / f"{stem}_{tag}.png": z}
+    bit_path = out / f"{stem}_{tag}{CODECS[args.codec].ext}" if bits is not None else None
+    existing = [p for p in [*targets, bit_path] if p is not None and p.exists()]
+    if existing and not args.overwrite:
+        raise FileExistsError(f"{existing[0]} exists (use --overwrite to replace it)")
+    for p, a in targets.items():
+        write_image(p, a, overwrite=args.overwrite)
+    if bit_path is not None:
+        bit_path.write_bytes(bits)
+    print(f"wrote {len(targets) + (bit_path is not None)} files to {out} "
+          f"(z: {len(bits) if bits else 0} bytes, {8 * len(bits) / lr.shape[0] / lr.shape[1] if bits else 0:.3f} bpp)")
+    return 0
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from cisr_lib.imageio import read_image
+    from cisr_lib.metrics import ifc, psnr, psnr_b, ssim
+
+    img, ref = read_image(args.image), read_image(args.reference)
+    if img.shape != ref.shape:
+        raise ValueError(f"shapes differ: {args.image} is {img.shape}, {args.reference} is {ref.shape}")
+    c = args.crop
+    print(f"PSNR-Y   {psnr(img, ref, crop_border=c):.4f} dB")
+    print(f"SSIM-Y   {ssim(img, ref, crop_border=c):.5f}")
+    print(f"PSNR-B-Y {psnr_b(img, ref, crop_border=c):.4f} dB")
+    if not args.no_ifc:
+        print(f"IFC      {ifc(img, ref):.4f}")
+    return 0
+
+
+def _cmd_testset(args: argparse.Namespace) -> int:
+    from cisr_lib.degradations import PAPER_CONFIGS, parse_config
+    from cisr_lib.testset import build_test_set
+
+    configs = tuple(parse_config(c) for c in args.configs) if args.configs else PAPER_CONFIGS
+    build_test_set(args.hr_dir, args.out_dir, scales=tuple(args.scales), configs=configs)
+    print(f"test set in {args.out_dir} (manifest.json lists every file with its SHA-256)")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from cisr_lib.degradations import PAPER_CONFIGS, parse_config
+    from cisr_lib.train import TrainConfig, train
+
+    overrides = {}
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        if not _:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key] = json.loads(value) if value[:1] in "[{0123456789-tfn" else value
+    cfg = TrainConfig(
+        model=args.model, scale=args.scale, variant=args.variant, ablation=tuple(args.ablation or ()),
+        skip=args.skip, overrides=overrides, preset=args.preset, batch_size=args.batch_size,
+        lr_patch=args.patch, lr=args.lr, schedule=args.schedule, warmup_steps=args.warmup,
+        max_steps=args.steps, max_minutes=args.minutes, val_every=args.val_every, patience=args.patience,
+        val_crop=args.val_crop, unfolding=args.unfolding, data=args.data, val_data=args.val_data,
+        configs=tuple(parse_config(c) for c in args.configs) if args.configs else PAPER_CONFIGS,
+        grad_clip=args.grad_clip, device=args.device, amp=not args.no_amp, compile=args.compile,
+        num_workers=args.workers, threads=args.threads, seed=args.seed, ckpt_every=args.ckpt_every)
+    res = train(cfg, args.out, resume=not args.no_resume, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(res))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``cisr`` (exposed for tests and documentation)."""
+    ap = argparse.ArgumentParser(prog="cisr", description="CISR-PSI Lab: super-resolving compressed images.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("degrade", help="make HR / clean LR / compressed LR images from one photo (z = C(Dx))")
+    p.add_argument("input")
+    p.add_argument("outdir")
+    p.add_argument("--scale", type=int, choices=(2, 3, 4), default=2)
+    p.add_argument("--codec", default="jpeg")
+    p.add_argument("--quality", type=float, default=10)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_degrade)
+
+    p = sub.add_parser("metrics", help="PSNR-Y, SSIM-Y, PSNR-B and IFC of an image against a reference")
+    p.add_argument("image")
+    p.add_argument("reference")
+    p.add_argument("--crop", type=int, default=0, help="pixels cropped from each border (the paper: the scale)")
+    p.add_argument("--no-ifc", action="store_true", help="skip IFC (the slowest metric)")
+    p.set_defaults(func=_cmd_metrics)
+
+    p = sub.add_parser("testset", help="build the paper's test set (scales x configs) from a folder of clean images")
+    p.add_argument("hr_dir")
+    p.add_argument("out_dir")
+    p.add_argument("--scales", type=int, nargs="+", default=[2, 3, 4], choices=(2, 3, 4))
+    p.add_argument("--configs", nargs="+", default=None, help="e.g. jpeg10 webp5 (default: the paper's 10)")
+    p.set_defaults(func=_cmd_testset)
+
+    p = sub.add_parser("train", help="train a model by deep unfolding (eq. 12); resumes from OUT/last.pt")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, log.jsonl)")
+    p.add_argument("--model", default="micro", help="micro, tiny or full")
+    p.add_argument("--scale", type=int, default=2, choices=(2, 3, 4))
+    p.add_argument("--variant", default="psi", help="psi, official, cascade, parallel or plain")
+    p.add_argument("--ablation", nargs="*", help="Table III ablations, e.g. no_arm_aux no_nonlocal")
+    p.add_argument("--skip", default="adaptive", help="long skip: adaptive, none, z, g or u")
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="model config overrides, e.g. n_feats=16")
+    p.add_argument("--preset", default="cpu", help="paper, cpu or ci (fills the options not given)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--patch", type=int, help="LR patch side")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--schedule", choices=("constant", "cosine", "step"))
+    p.add_argument("--warmup", type=int)
+    p.add_argument("--steps", type=int, help="maximum number of training steps")
+    p.add_argument("--minutes", type=float, default=0.0, help="wall-clock budget (0 = none)")
+    p.add_argument("--val-every", type=int)
+    p.add_argument("--patience", type=int, help="validations without improvement before stopping")
+    p.add_argument("--val-crop", type=int, help="centre crop of validation images in HR pixels (0 = whole)")
+    p.add_argument("--unfolding", default="end_to_end", choices=("end_to_end", "truncated"))
+    p.add_argument("--data", default="embedded", help="embedded, photos, or a folder of training images")
+    p.add_argument("--val-data", help="folder of validation images (with --data FOLDER)")
+    p.add_argument("--configs", nargs="+", help="e.g. jpeg10 webp5 (default: the paper's 10)")
+    p.add_argument("--grad-clip", type=float, default=0.0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ckpt-every", type=int, default=200)
+    p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``cisr`` console script."""
+    args = build_parser().parse_args(argv)
+    if os.environ.get("CISR_DEBUG"):
+        return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"cisr {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"cisr {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Trained weights: export a training checkpoint to a small weights file, and load it back.
+
+A weights file is a weights-only torch file (see :mod:`cisr_lib.checkpoint`) holding::
+
+    {"format": "cisr-psi-weights/1",
+     "model_config": {...},   # model.config: name, scale, variant, ablation, skip and every size
+     "state_dict": {...},     # fp32 or fp16 tensors
+     "meta": {...}}           # provenance: data, steps, wall time, hardware, validation
+
+The shipped weights live in ``cisr_lib/weights/`` with a model card (``.md``) beside each file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cisr_lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+FORMAT = "cisr-psi-weights/1"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def export_weights(ckpt_path: str | os.PathLike, out_path: str | os.PathLike, half: bool = False,
+                   meta: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+    """Write the model of a training checkpoint (``best.pt`` or ``last.pt``) as a weights file.
+
+    Args:
+        ckpt_path: checkpoint written by :func:`cisr_lib.train.train`.
+        out_path: destination weights file.
+        half: store floating-point tensors as fp16 (half the size; loaded back as fp32).
+        meta: provenance added to the checkpoint's own (step, validation).
+        overwrite: replace an existing ``out_path``.
+
+    Returns:
+        The destination path.
+    """
+    out_path = Path(out_path)
+    if out_path.exists() and not overwrite:
+        raise FileExistsError(f"{out_path} exists (pass overwrite=True to replace it)")
+    ck = load_checkpoint(ckpt_path)
+    if "model" not in ck or "model_config" not in ck:
+        raise CheckpointError(f"{ckpt_path} is not a training checkpoint of this project")
+    sd = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ck["model"].items()}
+    info = {"step": ck.get("step", ck.get("state", {}).get("step")), "val": ck.get("val"),
+            "train_config": ck.get("train_config")}
+    info.update(meta or {})
+    save_checkpoint(out_path, {"format": FORMAT, "model_config": ck["model_config"], "state_dict": sd, "meta": info})
+    return out_path
+
+
+def _rebuild(model_config: dict[str, Any]) -> nn.Module:
+    from cisr_lib.models import build_model
+    from cisr_lib.models.psi import CONFIGS
+
+    cfg = dict(model_config)
+    name = cfg.pop("name")
+    if name not in CONFIGS:
+        raise CheckpointError(f"unknown model configuration {name!r}")
+    scale, variant, skip = cfg.pop("scale"), cfg.pop("variant", "psi"), cfg.pop("skip", "adaptive")
+    ablation = tuple(cfg.pop("ablation", ()) or ()) or None
+    overrides = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items() if k in CONFIGS[name]}
+    return build_model(name, scale, variant=variant, ablation=ablation, skip=skip, **overrides)
+
+
+def load_model(path: str | os.PathLike, scale: int | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """Build the model a weights file (or a training checkpoint) describes and load its weights.
+
+    Args:
+        path: weights file from :func:`export_weights`, or ``best.pt`` / ``last.pt`` of a run.
+        scale: when given, the file must be for this scale.
+        device: where to put the model.
+
+    Returns:
+        The model in eval mode, fp32.
+
+    Raises:
+        CheckpointError: missing, corrupt, foreign, or made for another scale.
+    """
+    st = load_checkpoint(path)
+    if st.get("format") == FORMAT:
+        cfg, sd = st["model_config"], st["state_dict"]
+    elif "model" in st and "model_config" in st:
+        cfg, sd = st["model_config"], st["model"]
+    else:
+        raise CheckpointError(f"{path} is not a weights file or checkpoint of this project")
+    if scale is not None and int(cfg.get("scale", -1)) != int(scale):
+        raise CheckpointError(f"{path} holds a x{cfg.get('scale')} model, not x{scale}")
+    model = _rebuild(cfg)
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path} does not match its model configuration: {str(exc).splitlines()[0]}") from None
+    return model.to(device).eval()
+
+
+def shipped_weights(scale: int, model: str = "micro") -> Path:
+    """Path of the weights shipped in ``cisr_lib/weights/`` for a model and scale."""
+    path = WEIGHTS_DIR / f"{model}_x{scale}.pt"
+    if not path.exists():
+        have = sorted(p.name for p in WEIGHTS_DIR.glob("*.pt")) if WEIGHTS_DIR.exists() else []
+        raise CheckpointError(f"no shipped weights for {model} x{scale} (available: {', '.join(have) or 'none'})")
+    return path

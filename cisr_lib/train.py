@@ -1,0 +1,507 @@
+"""Training by deep unfolding (Sec. III-C, IV-A): ``cisr train`` and :func:`train`.
+
+One training step draws a batch of ``(z, y, x)`` patches, runs the J unfolded steps and minimises
+eq. (12). Two ways to back-propagate through the unfolding:
+
+* ``unfolding="end_to_end"`` (the paper): one backward pass through all J steps, one optimizer
+  step per batch.
+* ``unfolding="truncated"`` (the official code): each step's auxiliary input ``x_{j-1}`` is
+  detached and every unfolding step makes its own backward pass and optimizer step, i.e. J
+  optimizer steps per batch.
+
+Reproducibility: batch ``t`` is made of dataset items ``t * B .. t * B + B - 1`` of a
+:class:`~cisr_lib.data.PairedPatchDataset` whose items depend only on ``(seed, 0, index)``, so
+the data do not depend on workers, on the number of processes, or on where a run was resumed.
+Checkpoints hold model, optimizer, scheduler, step, configuration and every RNG state; a run killed
+at any point and resumed from ``last.pt`` reaches the same weights as an uninterrupted run (bit for
+bit on the CPU with a fixed thread count; tested).
+
+Scale-out: the same entry point runs under ``torchrun --nproc_per_node=N`` with
+DistributedDataParallel (gloo on the CPU, NCCL on CUDA); the global batch is split across ranks.
+
+Derived in notebooks/09_unfolding_and_training.ipynb
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from cisr_lib.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from cisr_lib.convert import seed_everything, tensor2uint, uint2tensor4
+from cisr_lib.degradations import PAPER_CONFIGS, config_name, degrade, imresize, modcrop
+from cisr_lib.metrics import psnr
+from cisr_lib.models import build_model
+from cisr_lib.models.psi import unfolded_loss
+
+# Presets. "paper" is Sec. IV-A; "cpu" was chosen by measurement on 2 CPU cores (see README:
+# Training); "ci" only checks that the machinery runs.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": dict(batch_size=32, lr_patch=48, lr=1e-4, schedule="constant", warmup_steps=0,
+                  max_steps=1_000_000, val_every=1000, patience=10, val_crop=0),
+    "cpu": dict(batch_size=8, lr_patch=32, lr=4e-4, schedule="cosine", warmup_steps=200,
+                max_steps=20_000, val_every=500, patience=8, val_crop=192),
+    "ci": dict(batch_size=2, lr_patch=16, lr=2e-4, schedule="constant", warmup_steps=0,
+               max_steps=4, val_every=2, patience=100, val_crop=48),
+}
+
+EMBEDDED_VAL = ("chelsea",)  # held out when training on the embedded photos
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved in every checkpoint).
+
+    Attributes:
+        model: configuration name of :data:`cisr_lib.models.psi.CONFIGS` ("micro", "tiny", "full").
+        scale: up-scaling factor (2, 3 or 4).
+        variant, ablation, skip: passed to :func:`cisr_lib.models.build_model`.
+        overrides: configuration overrides for ``build_model`` (e.g. ``{"n_feats": 16}``).
+        preset: name of :data:`PRESETS` whose values fill the optimisation fields left at None.
+        batch_size: global batch (split across DDP ranks).
+        lr_patch: LR patch side (the paper: 48).
+        lr, lr_min_ratio, schedule, warmup_steps: Adam learning rate and its schedule
+            ("constant", "cosine" to ``lr * lr_min_ratio``, or "step": halve at 50 % and 75 %).
+        max_steps: last training step; max_minutes: wall-clock budget (stop, validate, save).
+        val_every, patience: validate every ``val_every`` steps; stop after ``patience``
+            validations without improvement (Sec. IV-A: stop when validation decreases).
+        val_crop: centre crop (HR pixels) of each validation image, 0 for whole images.
+        unfolding: "end_to_end" or "truncated" (see module docstring).
+        data: "embedded" (scikit-image photos, chelsea held out), "photos" (shared photos
+            001-040 / 041-049) or a folder of training images (then ``val_data`` names one).
+        configs: the (codec, quality) pairs mixed in training and validation.
+        grad_clip: gradient norm clip (0 = off).
+        device: "auto" (CUDA, then MPS, then CPU) or a torch device string.
+        amp: bf16 autocast on CUDA.
+        compile: wrap the model in ``torch.compile``.
+        num_workers: DataLoader worker processes.
+        threads: torch CPU threads (None: leave torch's default).
+        seed: seeds model initialisation and data.
+        ckpt_every: write ``last.pt`` every this many steps.
+    """
+
+    model: str = "micro"
+    scale: int = 2
+    variant: str = "psi"
+    ablation: tuple[str, ...] = ()
+    skip: str = "adaptive"
+    overrides: dict = dataclasses.field(default_factory=dict)
+    preset: str = "cpu"
+    batch_size: int | None = None
+    lr_patch: int | None = None
+    lr: float | None = None
+    lr_min_ratio: float = 0.05
+    schedule: str | None = None
+    warmup_steps: int | None = None
+    max_steps: int | None = None
+    max_minutes: float = 0.0
+    val_every: int | None = None
+    patience: int | None = None
+    val_crop: int | None = None
+    unfolding: str = "end_to_end"
+    data: str = "embedded"
+    val_data: str | None = None
+    configs: tuple = PAPER_CONFIGS
+    grad_clip: float = 0.0
+    device: str = "auto"
+    amp: bool = True
+    compile: bool = False
+    num_workers: int = 0
+    threads: int | None = None
+    seed: int = 0
+    ckpt_every: int = 200
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with the preset's values filled in and every field checked."""
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose from {sorted(PRESETS)}")
+        cfg = dataclasses.replace(self, ablation=tuple(self.ablation) if not isinstance(self.ablation, str)
+                                  else (self.ablation,),
+                                  configs=tuple((str(c), int(q)) for c, q in self.configs))
+        for k, v in PRESETS[self.preset].items():
+            if getattr(cfg, k) is None:
+                setattr(cfg, k, v)
+        if cfg.scale not in (2, 3, 4):
+            raise ValueError(f"scale must be 2, 3 or 4, got {cfg.scale}")
+        if cfg.unfolding not in ("end_to_end", "truncated"):
+            raise ValueError(f"unfolding must be 'end_to_end' or 'truncated', got {cfg.unfolding!r}")
+        if cfg.schedule not in ("constant", "cosine", "step"):
+            raise ValueError(f"schedule must be constant, cosine or step, got {cfg.schedule!r}")
+        for k in ("batch_size", "lr_patch", "max_steps", "val_every", "patience"):
+            if int(getattr(cfg, k)) < 1:
+                raise ValueError(f"{k} must be >= 1, got {getattr(cfg, k)}")
+        return cfg
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["ablation"] = list(d["ablation"])
+        d["configs"] = [list(c) for c in d["configs"]]
+        return d
+
+
+def select_device(device: str = "auto") -> torch.device:
+    """"auto" picks CUDA, then Apple MPS, then the CPU; anything else is passed to torch."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def training_images(cfg: TrainConfig) -> tuple[dict, dict]:
+    """The training and validation images (name -> uint8 array or path) of ``cfg.data``."""
+    from cisr_lib.data import embedded_images, shared_photos, split_photos
+
+    if cfg.data == "embedded":
+        imgs = embedded_images()
+        return ({k: v for k, v in imgs.items() if k not in EMBEDDED_VAL},
+                {k: v for k, v in imgs.items() if k in EMBEDDED_VAL})
+    if cfg.data == "photos":
+        paths = shared_photos()
+        if paths is None:
+            raise FileNotFoundError("the shared photos are not available (set CISR_PHOTOS to their folder)")
+        tr, va = split_photos(paths)
+        return {p.stem: p for p in tr}, {p.stem: p for p in va}
+    folder = Path(cfg.data)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"training data folder not found: {folder}")
+    exts = {".png", ".bmp", ".tif", ".tiff", ".webp"}
+    train = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in exts}
+    if not train:
+        raise ValueError(f"no lossless images (png, bmp, tif, webp) in {folder}")
+    val: dict = {}
+    if cfg.val_data:
+        vfolder = Path(cfg.val_data)
+        if not vfolder.is_dir():
+            raise FileNotFoundError(f"validation folder not found: {vfolder}")
+        val = {p.stem: p for p in sorted(vfolder.iterdir()) if p.suffix.lower() in exts}
+    return train, val
+
+
+class StepBatchSampler(torch.utils.data.Sampler):
+    """Yields, for each step t in [start, stop), this rank's share of items t*B .. t*B+B-1."""
+
+    def __init__(self, start: int, stop: int, batch_size: int, rank: int = 0, world: int = 1):
+        if batch_size % world:
+            raise ValueError(f"batch_size {batch_size} is not divisible by {world} processes")
+        self.start, self.stop, self.batch, self.rank, self.world = start, stop, batch_size, rank, world
+
+    def __iter__(self) -> Iterator[list[int]]:
+        per = self.batch // self.world
+        for t in range(self.start, self.stop):
+            base = t * self.batch + self.rank * per
+            yield list(range(base, base + per))
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+
+def _lr_lambda(cfg: TrainConfig):
+    warm, total, floor = cfg.warmup_steps, cfg.max_steps, cfg.lr_min_ratio
+
+    def f(step: int) -> float:
+        if warm and step < warm:
+            return (step + 1) / warm
+        if cfg.schedule == "constant":
+            return 1.0
+        if cfg.schedule == "step":
+            return 1.0 if step < total // 2 else 0.5 if step < 3 * total // 4 else 0.25
+        t = min(1.0, (step - warm) / max(1, total - warm))  # cosine from 1 to floor
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return f
+
+
+class Validator:
+    """PSNR-Y (crop = scale) of the last unfolding step on fixed validation triples."""
+
+    def __init__(self, images: dict, scale: int, configs: Sequence[tuple[str, int]], crop: int):
+        from cisr_lib.imageio import read_image
+
+        self.scale, self.items = scale, []
+        for name, img in images.items():
+            img = read_image(img) if not isinstance(img, np.ndarray) else img
+            if crop:
+                c = crop - crop % scale
+                t, l = max(0, (img.shape[0] - c) // 2), max(0, (img.shape[1] - c) // 2)
+                img = img[t:t + c, l:l + c]
+            for codec, q in configs:
+                d = degrade(img, scale, codec, q, rng=np.random.default_rng(0))
+                bic = psnr(imresize(d.z, scale), d.hr, crop_border=scale)
+                self.items.append((name, config_name(codec, q), d.z, d.hr, bic))
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module, device: torch.device, amp: bool = False) -> dict:
+        model.eval()
+        per_cfg: dict[str, list[float]] = {}
+        per_bic: dict[str, list[float]] = {}
+        for name, cfgname, z, hr, bic in self.items:
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+                _, xs = model(uint2tensor4(z).to(device))
+            out = tensor2uint(xs[-1].float())
+            per_cfg.setdefault(cfgname, []).append(psnr(out, hr, crop_border=self.scale))
+            per_bic.setdefault(cfgname, []).append(bic)
+        model.train()
+        mean = {k: float(np.mean(v)) for k, v in per_cfg.items()}
+        mbic = {k: float(np.mean(v)) for k, v in per_bic.items()}
+        return {"psnr": float(np.mean(list(mean.values()))), "bicubic": float(np.mean(list(mbic.values()))),
+                "per_config": mean, "bicubic_per_config": mbic}
+
+
+def _dist_info() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
+
+
+def _log(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    if path.exists():
+        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(ln + "\n" for ln in keep))
+        os.replace(tmp, path)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    model = getattr(model, "_orig_mod", model)  # torch.compile
+    return getattr(model, "module", model)  # DistributedDataParallel
+
+
+def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progress: bool = True) -> dict:
+    """Train a model; returns a summary dict (steps, best validation, paths).
+
+    Args:
+        cfg: the run's configuration (presets are applied here).
+        out: run folder: ``last.pt`` (full state), ``best.pt`` (best validated weights),
+            ``log.jsonl`` (one record per step and per validation), ``config.json``.
+        resume: continue from ``out/last.pt`` when it exists (its configuration must match).
+        progress: show a tqdm bar (rank 0 only).
+    """
+    from tqdm.auto import tqdm
+
+    from cisr_lib.data import PairedPatchDataset
+
+    cfg = cfg.resolved()
+    out = Path(out)
+    rank, local_rank, world = _dist_info()
+    distributed = world > 1
+    if distributed:
+        import torch.distributed as dist
+
+        use_cuda = torch.cuda.is_available() and cfg.device in ("auto", "cuda")
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        device = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device("cpu")
+        if use_cuda:
+            torch.cuda.set_device(device)
+    else:
+        device = select_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    amp = cfg.amp and device.type == "cuda"
+    main_proc = rank == 0
+    if main_proc:
+        out.mkdir(parents=True, exist_ok=True)
+
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, cfg.scale, variant=cfg.variant, ablation=cfg.ablation or None,
+                        skip=cfg.skip, **cfg.overrides).to(device)
+    mcfg = model.config
+    rho, gamma = mcfg["rho"], mcfg["gamma"]
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+    state = {"step": 0, "best": -math.inf, "best_step": -1, "bad_vals": 0, "elapsed": 0.0}
+
+    ckpt_path = out / "last.pt"
+    if not resume and (ckpt_path.exists() or (out / "log.jsonl").exists()):
+        raise FileExistsError(f"{out} already holds a run; resume it, or choose another output folder")
+    if resume and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path, map_location=device)
+        if ck.get("train_config") != cfg.to_dict() | {"max_steps": ck["train_config"]["max_steps"],
+                                                       "max_minutes": ck["train_config"]["max_minutes"]}:
+            raise CheckpointError(f"{ckpt_path} was written by a run with another configuration; "
+                                  "use another output folder or --no-resume")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        state.update(ck["state"])
+        set_rng_state(ck["rng"])
+        if main_proc:
+            _truncate_log(out / "log.jsonl", state["step"])  # drop records of steps that will be redone
+    elif main_proc:
+        _truncate_log(out / "log.jsonl", 0)  # a run killed before its first checkpoint starts over
+
+    train_imgs, val_imgs = training_images(cfg)
+    dataset = PairedPatchDataset(train_imgs, cfg.scale, cfg.configs, lr_patch=cfg.lr_patch, augment=True,
+                                 seed=cfg.seed, length=10**12, cache=True)
+    validator = Validator(val_imgs, cfg.scale, cfg.configs, cfg.val_crop) if (main_proc and val_imgs) else None
+
+    net: nn.Module = model
+    if cfg.compile:
+        net = torch.compile(net)
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
+
+    start = state["step"]
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=StepBatchSampler(start, cfg.max_steps, cfg.batch_size, rank, world),
+        num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+        worker_init_fn=lambda _: torch.set_num_threads(1))
+    if main_proc:
+        (out / "config.json").write_text(json.dumps({"train": cfg.to_dict(), "model": _jsonable(mcfg)}, indent=1))
+
+    def save_last() -> None:
+        if main_proc:
+            save_checkpoint(ckpt_path, {"model": _unwrap(net).state_dict(), "optimizer": opt.state_dict(),
+                                        "scheduler": sched.state_dict(), "state": dict(state), "rng": rng_state(),
+                                        "train_config": cfg.to_dict(), "model_config": _jsonable(mcfg)})
+
+    def validate(step: int) -> bool:
+        """Validate on rank 0; returns True when training should stop (patience exhausted)."""
+        stop = False
+        if validator is not None:
+            res = validator(_unwrap(net), device, amp)
+            improved = res["psnr"] > state["best"] + 1e-4
+            if improved:
+                state.update(best=res["psnr"], best_step=step, bad_vals=0)
+                save_checkpoint(out / "best.pt", {"model": _unwrap(net).state_dict(), "model_config": _jsonable(mcfg),
+                                                  "train_config": cfg.to_dict(), "step": step, "val": res})
+            else:
+                state["bad_vals"] += 1
+            _log(out / "log.jsonl", {"step": step, "val_psnr": res["psnr"], "val_bicubic": res["bicubic"],
+                                     "per_config": res["per_config"], "elapsed": state["elapsed"]})
+            stop = state["bad_vals"] >= cfg.patience
+        if distributed:
+            flag = torch.tensor([float(stop)], device=device)
+            torch.distributed.broadcast(flag, 0)
+            stop = bool(flag.item())
+        return stop
+
+    bar = tqdm(total=cfg.max_steps, initial=start, disable=not (progress and main_proc), desc="train",
+               dynamic_ncols=True)
+    t_last = time.perf_counter()
+    step = start
+    stopped_by = "max_steps"
+    net.train()
+    for z, y, x in loader:
+        z, y, x = (t.to(device, non_blocking=True) for t in (z, y, x))
+        if cfg.unfolding == "end_to_end":
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                ys, xs = net(z)
+                loss = unfolded_loss([a.float() for a in ys], [a.float() for a in xs], y, x, rho, gamma)  # (12)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            loss_value = loss.detach()
+        else:
+            x_prev, loss_value = None, torch.zeros((), device=device)
+            for j, r in enumerate(rho):  # one backward and one optimizer step per unfolding step
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                    ys, xs = net(z, steps=1, **({} if x_prev is None else {"x0": x_prev.detach()}))
+                    lj = unfolded_loss([a.float() for a in ys], [a.float() for a in xs], y, x, (r,), gamma)
+                opt.zero_grad(set_to_none=True)
+                lj.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                opt.step()
+                x_prev = xs[-1]
+                loss_value = loss_value + lj.detach()
+        sched.step()
+        step += 1
+        now = time.perf_counter()
+        state["elapsed"] += now - t_last
+        t_last = now
+        state["step"] = step
+        if main_proc:
+            lv = float(loss_value)
+            if not math.isfinite(lv):
+                raise FloatingPointError(f"loss became {lv} at step {step}; lower the learning rate")
+            _log(out / "log.jsonl", {"step": step, "loss": lv, "lr": sched.get_last_lr()[0],
+                                     "elapsed": round(state["elapsed"], 3)})
+            bar.set_postfix(loss=f"{lv:.4f}", best=f"{state['best']:.2f}")
+        bar.update(1)
+        over_time = cfg.max_minutes and state["elapsed"] > cfg.max_minutes * 60
+        if step % cfg.val_every == 0 or step == cfg.max_steps or over_time:
+            if validate(step):
+                stopped_by = "patience"
+                save_last()
+                break
+            t_last = time.perf_counter()  # validation time is not training time
+        if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
+            save_last()
+        if over_time:
+            stopped_by = "max_minutes"
+            save_last()
+            break
+    bar.close()
+    if distributed:
+        torch.distributed.destroy_process_group()
+    return {"steps": step, "stopped_by": stopped_by, "best_psnr": state["best"], "best_step": state["best_step"],
+            "elapsed_s": state["elapsed"], "out": str(out)}
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
+def read_log(run_dir: str | os.PathLike) -> tuple[list[dict], list[dict]]:
+    """The training records and the validation records of a run's ``log.jsonl``."""
+    recs = [json.loads(line) for line in Path(run_dir, "log.jsonl").read_text().splitlines() if line.strip()]
+    return [r for r in recs if "loss" in r], [r for r in recs if "val_psnr" in r]
+
+
+def plot_curves(run_dir: str | os.PathLike, axes=None, smooth: int = 25):
+    """Loss (smoothed) and validation PSNR-Y against step, with the bicubic level for reference."""
+    import matplotlib.pyplot as plt
+
+    tr, va = read_log(run_dir)
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    steps = np.array([r["step"] for r in tr])
+    loss = np.array([r["loss"] for r in tr])
+    if len(loss) >= smooth > 1:
+        loss_s = np.convolve(loss, np.ones(smooth) / smooth, mode="valid")
+        axes[0].plot(steps[smooth - 1:], loss_s)
+    else:
+        axes[0].plot(steps, loss)
+    axes[0].set(xlabel="step", ylabel="loss (eq. 12)", yscale="log", title="training loss")
+    if va:
+        axes[1].plot([r["step"] for r in va], [r["val_psnr"] for r in va], "o-", label="model")
+        axes[1].axhline(va[0]["val_bicubic"], color="gray", ls="--", label="bicubic")
+        axes[1].set(xlabel="step", ylabel="PSNR-Y (dB)", title="validation")
+        axes[1].legend()
+    return axes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``cisr train`` / ``python -m cisr_lib.train`` (also under ``torchrun``)."""
+    from cisr_lib.cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The trainer: presets, resume after a kill (bit-identical), truncated unfolding, DDP on gloo."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import cisr_lib.train as tr
+from cisr_lib.checkpoint import CheckpointError, load_checkpoint
+from cisr_lib.pretrained import export_weights, load_model
+
+# A very small model so that a step takes well under a second on one core.
+SMALL = dict(n_feats=8, n_groups=1, n_blocks=1, steps=2, rho=(0.5, 1.0))
+
+
+def _cfg(**kw):
+    base = dict(model="micro", scale=2, overrides=dict(SMALL), preset="ci", max_steps=6, val_every=3,
+                ckpt_every=1, threads=1, configs=(("jpeg", 10), ("webp", 20)), seed=3)
+    base.update(kw)
+    return tr.TrainConfig(**base)
+
+
+def _weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def test_presets_fill_only_missing_fields():
+    cfg = tr.TrainConfig(preset="paper", lr=3e-4).resolved()
+    assert (cfg.batch_size, cfg.lr_patch, cfg.lr) == (32, 48, 3e-4)
+    with pytest.raises(ValueError, match="preset"):
+        tr.TrainConfig(preset="nope").resolved()
+    with pytest.raises(ValueError, match="unfolding"):
+        tr.TrainConfig(unfolding="sideways").resolved()
+
+
+def test_step_batch_sampler_splits_the_global_batch():
+    full = list(tr.StepBatchSampler(5, 7, 4))
+    halves = [list(tr.StepBatchSampler(5, 7, 4, rank=r, world=2)) for r in (0, 1)]
+    assert full == [[20, 21, 22, 23], [24, 25, 26, 27]]
+    assert [a + b for a, b in zip(*halves)] == full
+    with pytest.raises(ValueError):
+        tr.StepBatchSampler(0, 1, 3, world=2)
+
+
+def test_lr_schedules():
+    cfg = _cfg(schedule="cosine", warmup_steps=2, max_steps=12, lr_min_ratio=0.1).resolved()
+    f = tr._lr_lambda(cfg)
+    assert f(0) == 0.5 and f(1) == 1.0 and f(2) == pytest.approx(1.0)
+    assert f(12) == pytest.approx(0.1) and f(7) == pytest.approx(0.55)
+
+
+def test_training_reduces_the_loss(tmp_path):
+    res = tr.train(_cfg(max_steps=30, val_every=30, lr=2e-3), tmp_path / "run", progress=False)
+    train_log, val_log = tr.read_log(tmp_path / "run")
+    first = sum(r["loss"] for r in train_log[:5]) / 5
+    last = sum(r["loss"] for r in train_log[-5:]) / 5
+    assert res["steps"] == 30 and last < first
+    assert len(val_log) == 1 and (tmp_path / "run" / "best.pt").exists()
+
+
+def test_killed_run_resumes_to_identical_weights(tmp_path, monkeypatch):
+    tr.train(_cfg(), tmp_path / "straight", progress=False)
+
+    calls = {"n": 0}
+    real_save = tr.save_checkpoint
+
+    def dying_save(path, state):  # the process dies right after the 4th checkpoint write
+        real_save(path, state)
+        if Path(path).name == "last.pt":
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr, "save_checkpoint", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        tr.train(_cfg(), tmp_path / "killed", progress=False)
+    monkeypatch.setattr(tr, "save_checkpoint", real_save)
+    assert load_checkpoint(tmp_path / "killed" / "last.pt")["state"]["step"] == 4
+    res = tr.train(_cfg(), tmp_path / "killed", progress=False)
+    assert res["steps"] == 6
+    a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "killed" / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    steps = [r["step"] for r in tr.read_log(tmp_path / "killed")[0]]
+    assert steps == [1, 2, 3, 4, 5, 6]  # no step logged twice
+
+
+def test_resume_refuses_another_configuration_and_no_resume_refuses_to_overwrite(tmp_path):
+    tr.train(_cfg(max_steps=2), tmp_path / "run", progress=False)
+    with pytest.raises(CheckpointError, match="another configuration"):
+        tr.train(_cfg(max_steps=2, lr=1e-2), tmp_path / "run", progress=False)
+    with pytest.raises(FileExistsError):
+        tr.train(_cfg(max_steps=2), tmp_path / "run", resume=False, progress=False)
+
+
+def test_truncated_unfolding_takes_one_optimizer_step_per_unfolding_step(tmp_path):
+    tr.train(_cfg(max_steps=3, unfolding="truncated"), tmp_path / "t", progress=False)
+    tr.train(_cfg(max_steps=3), tmp_path / "e", progress=False)
+    opt_t = load_checkpoint(tmp_path / "t" / "last.pt")["optimizer"]["state"]
+    opt_e = load_checkpoint(tmp_path / "e" / "last.pt")["optimizer"]["state"]
+    assert float(opt_t[0]["step"]) == 3 * SMALL["steps"] and float(opt_e[0]["step"]) == 3
+    a, b = _weights(tmp_path / "t" / "last.pt"), _weights(tmp_path / "e" / "last.pt")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_export_and_load_weights(tmp_path):
+    tr.train(_cfg(max_steps=3), tmp_path / "run", progress=False)
+    w = export_weights(tmp_path / "run" / "best.pt", tmp_path / "w.pt", half=True, meta={"hardware": "test"})
+    with pytest.raises(FileExistsError):
+        export_weights(tmp_path / "run" / "best.pt", w, half=True)
+    model = load_model(w, scale=2)
+    ref = load_model(tmp_path / "run" / "best.pt")
+    z = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        assert torch.allclose(model(z)[1][-1], ref(z)[1][-1], atol=2e-2)
+    with pytest.raises(CheckpointError, match="x2 model, not x3"):
+        load_model(w, scale=3)
+
+
+def test_cli_train_prints_a_summary(tmp_path, capsys):
+    from cisr_lib.cli import main
+
+    rc = main(["train", "--out", str(tmp_path / "cli"), "--preset", "ci", "--steps", "2", "--val-every", "2",
+               "--set", "n_feats=8", "n_groups=1", "n_blocks=1", "steps=2", "--configs", "jpeg10",
+               "--threads", "1", "--quiet"])
+    assert rc == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 2
+
+
+@pytest.mark.slow
+def test_ddp_on_gloo_matches_a_single_process(tmp_path):
+    """Two gloo processes with half batches each reach the single-process weights."""
+    args = ["train", "--preset", "ci", "--steps", "3", "--val-every", "3", "--batch-size", "4",
+            "--set", "n_feats=8", "n_groups=1", "n_blocks=1", "steps=2", "--configs", "jpeg10",
+            "--threads", "1", "--quiet", "--device", "cpu"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+           "-m", "cisr_lib.cli", *args, "--out", str(tmp_path / "ddp")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    single = subprocess.run([sys.executable, "-m", "cisr_lib.cli", *args, "--out", str(tmp_path / "one")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    a, b = _weights(tmp_path / "ddp" / "last.pt"), _weights(tmp_path / "one" / "last.pt")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4) for k in a)
