@@ -335,7 +335,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
     if not resume and (ckpt_path.exists() or (out / "log.jsonl").exists()):
         raise FileExistsError(f"{out} already holds a run; resume it, or choose another output folder")
     if resume and ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path, map_location=device)
+        ck = load_checkpoint(ckpt_path, map_location="cpu")  # RNG states must stay on the CPU
         if ck.get("train_config") != cfg.to_dict() | {"max_steps": ck["train_config"]["max_steps"],
                                                        "max_minutes": ck["train_config"]["max_minutes"]}:
             raise CheckpointError(f"{ckpt_path} was written by a run with another configuration; "
