@@ -12,6 +12,7 @@ The shipped weights live in ``cisr_lib/weights/`` with a model card (``.md``) be
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ def export_weights(ckpt_path: str | os.PathLike, out_path: str | os.PathLike, ha
     info = {"step": ck.get("step", ck.get("state", {}).get("step")), "val": ck.get("val"),
             "train_config": ck.get("train_config")}
     info.update(meta or {})
+    info = json.loads(json.dumps(info, default=str))  # plain types only: a weights-only load refuses others
     save_checkpoint(out_path, {"format": FORMAT, "model_config": ck["model_config"], "state_dict": sd, "meta": info})
     return out_path
 
@@ -67,13 +69,19 @@ def _rebuild(model_config: dict[str, Any]) -> nn.Module:
     return build_model(name, scale, variant=variant, ablation=ablation, skip=skip, **overrides)
 
 
-def load_model(path: str | os.PathLike, scale: int | None = None, device: str | torch.device = "cpu") -> nn.Module:
+RUNTIME_KEYS = ("chunk_elems", "window")  # settings that change speed / memory, not the weights
+
+
+def load_model(path: str | os.PathLike, scale: int | None = None, device: str | torch.device = "cpu",
+               **runtime) -> nn.Module:
     """Build the model a weights file (or a training checkpoint) describes and load its weights.
 
     Args:
         path: weights file from :func:`export_weights`, or ``best.pt`` / ``last.pt`` of a run.
         scale: when given, the file must be for this scale.
         device: where to put the model.
+        **runtime: overrides of :data:`RUNTIME_KEYS` (e.g. ``window=7`` bounds the non-local
+            search on large images, ``chunk_elems`` its memory).
 
     Returns:
         The model in eval mode, fp32.
@@ -90,12 +98,24 @@ def load_model(path: str | os.PathLike, scale: int | None = None, device: str | 
         raise CheckpointError(f"{path} is not a weights file or checkpoint of this project")
     if scale is not None and int(cfg.get("scale", -1)) != int(scale):
         raise CheckpointError(f"{path} holds a x{cfg.get('scale')} model, not x{scale}")
-    model = _rebuild(cfg)
+    bad = set(runtime) - set(RUNTIME_KEYS)
+    if bad:
+        raise ValueError(f"only {RUNTIME_KEYS} can be changed at load time, not {sorted(bad)}")
+    model = _rebuild({**cfg, **runtime})
     try:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
     except RuntimeError as exc:
         raise CheckpointError(f"{path} does not match its model configuration: {str(exc).splitlines()[0]}") from None
     return model.to(device).eval()
+
+
+def default_weights(scale: int) -> Path:
+    """The shipped weights used when none are given: ``micro`` if shipped for the scale, else ``tiny``."""
+    for name in ("micro", "tiny"):
+        path = WEIGHTS_DIR / f"{name}_x{scale}.pt"
+        if path.exists():
+            return path
+    return shipped_weights(scale, "micro")  # raises with the list of what is shipped
 
 
 def shipped_weights(scale: int, model: str = "micro") -> Path:

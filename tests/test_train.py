@@ -108,7 +108,7 @@ def test_truncated_unfolding_takes_one_optimizer_step_per_unfolding_step(tmp_pat
 
 def test_export_and_load_weights(tmp_path):
     tr.train(_cfg(max_steps=3), tmp_path / "run", progress=False)
-    w = export_weights(tmp_path / "run" / "best.pt", tmp_path / "w.pt", half=True, meta={"hardware": "test"})
+    w = export_weights(tmp_path / "run" / "best.pt", tmp_path / "w.pt", half=True, meta={"hardware": "test", "torch": torch.__version__})
     with pytest.raises(FileExistsError):
         export_weights(tmp_path / "run" / "best.pt", w, half=True)
     model = load_model(w, scale=2)
