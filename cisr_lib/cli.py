@@ -22,7 +22,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _cmd_degrade(args: argparse.Namespace) -> int:
-    from cisr_lib.degradations import CODECS, compress_with_bitstream, imresize, modcrop
+    from cisr_lib.degradations import CODECS, compress_with_bitstream, config_name, imresize, modcrop
     from cisr_lib.imageio import read_image, write_image
 
     img = read_image(args.input)
@@ -33,7 +33,7 @@ def _cmd_degrade(args: argparse.Namespace) -> int:
     hr = modcrop(img, args.scale)
     lr = imresize(hr, 1 / args.scale)
     z, bits = compress_with_bitstream(lr, args.codec, args.quality)
-    tag = f"x{args.scale}_{args.codec}{args.quality:g}"
+    tag = f"x{args.scale}_{config_name(args.codec, args.quality)}"
     targets = {out / f"{stem}_hr.png": hr, out / f"{stem}_lr_x{args.scale}.png": lr, out / f"{stem}_{tag}.png": z}
     bit_path = out / f"{stem}_{tag}{CODECS[args.codec].ext}" if bits is not None else None
     existing = [p for p in [*targets, bit_path] if p is not None and p.exists()]
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("outdir")
     p.add_argument("--scale", type=int, choices=(2, 3, 4), default=2)
     p.add_argument("--codec", default="jpeg")
-    p.add_argument("--quality", type=float, default=10)
+    p.add_argument("--quality", type=int, default=10)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_degrade)
 
