@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[notebooks,test]"
 	touch $(STAMP)
 
+# nbval executes the notebooks as well, once there are any.
+NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
+
 test: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests $(if $(NOTEBOOKS),--nbval-lax --nbval-current-env $(NOTEBOOKS),)
 
 reproduce: $(STAMP)
 	$(BIN)/python -m cisr_lib.reproduce --out runs $(if $(filter 1,$(GPU)),--gpu,)

@@ -8,6 +8,22 @@ Image conventions (stated once, tested in tests/test_convert.py):
     * Inside the networks: torch float32, RGB, NCHW, values in [0, 1].
     * Metrics: computed in float64.
     * Y channel: MATLAB BT.601 ``rgb2ycbcr`` (16 + 65.481 R + 128.553 G + 24.966 B, R, G, B in [0, 1]).
+
+``cisr_lib.upscale(image, scale, ...)`` is :func:`cisr_lib.inference.upscale`, imported on first use
+(module ``__getattr__``, PEP 562) so that ``import cisr_lib`` does not import torch. The module is
+named ``inference``: a submodule ``cisr_lib.upscale`` would shadow the function once imported.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name == "upscale":
+        from cisr_lib.inference import upscale
+
+        return upscale
+    raise AttributeError(f"module 'cisr_lib' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), "upscale"])

@@ -161,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
+    from cisr_lib.evaluate import add_eval_parser  # both modules import torch lazily: --help stays fast
+    from cisr_lib.inference import add_upscale_parser
+
+    add_eval_parser(sub)
+    add_upscale_parser(sub)
     return ap
 
 

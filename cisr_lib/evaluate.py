@@ -1,0 +1,838 @@
+"""Evaluation: the numbers of Tables I-II and of supplementary sections 3 and 5, for one method.
+
+Paper Sec. IV-B: every SR result is compared with its uncompressed HR ground truth by PSNR,
+SSIM, IFC and SIS (Table I: averages over all test images of a scale; Table II: PSNR per
+compression configuration). The online supplementary material adds the artifact reduction of
+Module I against the clean LR image (its sec. 3: PSNR and SSIM of the ARM output per
+configuration) and the result after each unfolding step (its sec. 5).
+
+:func:`evaluate` runs a method over a test set and returns (and writes) all of these:
+
+* methods: ``"bicubic"`` (MATLAB ``imresize`` of z by the scale), a weights file of
+  :mod:`cisr_lib.pretrained` (any variant: PSI, official, the cascade / parallel / plain
+  baselines), an ``nn.Module`` called as ``ys, xs = model(z)``, or a dict scale -> either;
+* data: a folder written by :func:`cisr_lib.testset.build_test_set` (read back with
+  :func:`~cisr_lib.testset.load_test_set`), or clean HR images (a folder, a list of paths or
+  arrays, a dict name -> array/path such as :func:`cisr_lib.data.embedded_images`) degraded on
+  the fly with the paper's protocol ``z = C D x`` (:func:`cisr_lib.degradations.degrade`, with
+  the per-file seed of the test-set builder, so both give the same bytes);
+* per image, on the Y channel (MATLAB BT.601) with ``scale`` pixels shaved from every side
+  (the settings of :func:`cisr_lib.metrics.evaluate_pair`): PSNR, SSIM, PSNR-B (block
+  ``8 * scale``) and, with ``with_ifc=True``, IFC (slow); for a model also the PSNR of every
+  unfolding step ``xs[j]`` (supp. 5) and, when the model has an ARM (``ys`` not empty), the
+  PSNR / SSIM of ``ys[-1]`` and of ``z`` against the clean LR image ``y`` (supp. 3) plus the
+  PSNR of every ``ys[j]``. The LR comparisons use the whole image (no shave), as artifact
+  reduction benchmarks do. SIS is not implemented (see :mod:`cisr_lib.metrics`).
+
+Averages: a configuration's value is the mean over its images (Table II), a scale's value the
+mean over all its images and configurations (Table I; with the same images in every
+configuration this is also the mean of the configuration means). PSNR values are averaged, not
+MSEs, as in the paper.
+
+Outputs of ``out_dir``: ``results.json`` (everything, one record per image), ``tables.md``
+(Table I / Table II shaped markdown, per-step and artifact-reduction tables) and ``cache.jsonl``,
+one JSON line per computed image, keyed by (method id, scale, configuration, image name, SHA-256
+of the image's HR and z pixels). A rerun into the same folder reuses every cached record, so an
+interrupted evaluation resumes where it stopped. The method id of a weights file contains the
+SHA-256 of the file (and ``window`` when given), that of an ``nn.Module`` a hash of its class,
+configuration and state dict: a changed model never reuses stale numbers. The device is not part
+of the key (CPU and GPU give the same outputs up to float round-off).
+
+Speed: large images with the paper's whole-image non-local search are slow on a CPU. Two
+options trade fidelity to the protocol for time, both None by default (the paper's protocol):
+``window=R`` bounds the non-local search to a (2R+1)^2 neighbourhood (passed to
+:func:`cisr_lib.pretrained.load_model`; it changes the outputs, hence the method id), and
+``max_side=N`` evaluates a centre crop of at most N x N HR pixels (see :func:`centre_crop`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from cisr_lib.testset import TestSample
+
+__all__ = [
+    "FORMAT",
+    "CACHE_FILE",
+    "RESULTS_FILE",
+    "TABLES_FILE",
+    "evaluate",
+    "centre_crop",
+    "data_source",
+    "method_id",
+    "table_i",
+    "table_ii",
+    "table_steps",
+    "table_ar",
+    "markdown_report",
+    "add_eval_parser",
+]
+
+FORMAT = "cisr-eval/1"
+CACHE_FILE = "cache.jsonl"
+RESULTS_FILE = "results.json"
+TABLES_FILE = "tables.md"
+BICUBIC = "bicubic"
+
+PathLike = Union[str, os.PathLike]
+ModelSpec = Union[PathLike, "nn.Module"]
+MethodSpec = Union[str, PathLike, "nn.Module", Mapping[int, ModelSpec]]
+
+# torch, OpenCV and the metrics are imported inside the functions that use them, so that
+# ``cisr --help`` and the other subcommands (which import this module to register ``eval``)
+# stay fast.
+
+
+# Test data.
+
+
+def centre_crop(img: np.ndarray, max_side: int, scale: int) -> np.ndarray:
+    """Centre crop of an HR image to at most ``max_side`` pixels per side, before degradation.
+
+    A side of ``c = max_side - max_side % scale`` pixels or more is cut to ``c`` pixels starting
+    at ``(side - c) // 2``; a shorter side is kept whole (``degrade`` then crops it to a multiple of
+    the scale). This is the crop of the trainer's validation (``val_crop`` of
+    :class:`cisr_lib.train.Validator`), so ``max_side=192`` reproduces its protocol.
+
+    Args:
+        img: uint8 HxWx3 RGB in [0, 255].
+        max_side: largest side kept, in HR pixels (>= scale).
+        scale: integer up-scaling factor.
+
+    Returns:
+        A view of ``img`` of at most c x c pixels.
+
+    Raises:
+        ValueError: ``max_side`` smaller than the scale.
+    """
+    c = _crop_side(max_side, scale)
+    h, w = img.shape[:2]
+    t = (h - c) // 2 if h >= c else 0
+    left = (w - c) // 2 if w >= c else 0
+    return img[t:t + c, left:left + c]
+
+
+def _crop_side(max_side: int, scale: int) -> int:
+    if isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer)) or max_side < scale:
+        raise ValueError(f"max_side must be an integer >= the scale {scale}, got {max_side!r}")
+    return int(max_side) - int(max_side) % scale
+
+
+def _crop_triple(smp: TestSample, max_side: int, scale: int) -> TestSample:
+    """Centre crop of a stored (hr, lr, z) triple on the LR grid: the codec output is kept as stored."""
+    c = _crop_side(max_side, scale) // scale  # LR pixels
+    h, w = smp.lr.shape[:2]
+    t = (h - c) // 2 if h >= c else 0
+    left = (w - c) // 2 if w >= c else 0
+    hh, ww = min(h, c), min(w, c)
+    hr = smp.hr[scale * t:scale * (t + hh), scale * left:scale * (left + ww)]  # HR pixel s*i covers LR pixel i
+    return smp._replace(hr=hr, lr=smp.lr[t:t + hh, left:left + ww], z=smp.z[t:t + hh, left:left + ww])
+
+
+def data_source(name: str | PathLike) -> PathLike | dict[str, Any]:
+    """Resolve the data names of ``cisr eval --data``.
+
+    Args:
+        name: ``"embedded"`` (the six scikit-image photos, :func:`cisr_lib.data.embedded_images`),
+            ``"photos-val"`` (the validation photos 041-049 of the shared folder,
+            :func:`cisr_lib.data.split_photos`), ``"photos"`` (all shared photos), or a folder
+            (clean images, or a test set holding ``manifest.json``).
+
+    Returns:
+        What :func:`evaluate` takes as ``data``: a dict name -> array/path, or the folder.
+
+    Raises:
+        FileNotFoundError: the shared photos or the folder do not exist.
+    """
+    from cisr_lib.data import embedded_images, shared_photos, split_photos
+
+    if name == "embedded":
+        return embedded_images()
+    if name in ("photos", "photos-val"):
+        paths = shared_photos()
+        if paths is None:
+            raise FileNotFoundError("the shared photos are not available (set CISR_PHOTOS to their folder)")
+        if name == "photos-val":
+            paths = split_photos(paths)[1]
+        return {p.stem: p for p in paths}
+    if not Path(name).is_dir():
+        raise FileNotFoundError(f"data folder not found: {name} (or use embedded, photos, photos-val)")
+    return name
+
+
+class _Data:
+    """Test triples of a test-set folder, or of clean images degraded on the fly."""
+
+    def __init__(self, data: PathLike | Sequence[Any] | Mapping[str, Any], max_side: int | None):
+        from cisr_lib.imageio import read_image
+        from cisr_lib.testset import MANIFEST, _collect_sources
+
+        self.max_side = max_side
+        self.testset: Path | None = None
+        self.sources: dict[str, np.ndarray] = {}
+        if isinstance(data, (str, os.PathLike)) and (Path(data) / MANIFEST).is_file():
+            self.testset = Path(data)
+            self.description = f"test set {self.testset}"
+            return
+        for name, src in _collect_sources(data).items():
+            img = src if isinstance(src, np.ndarray) else read_image(src)
+            if not (img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3):
+                raise ValueError(f"HR image {name} must be uint8 HxWx3 RGB, got {img.dtype} {img.shape}")
+            self.sources[name] = img
+        where = f"folder {data}" if isinstance(data, (str, os.PathLike)) else f"{len(self.sources)} images"
+        self.description = f"{where} degraded on the fly (z = C D x)"
+
+    def samples(self, scale: int, config: str) -> Iterator[TestSample]:
+        """(name, hr, lr, z) of every image for one scale and configuration (test sets: in name order)."""
+        from cisr_lib.degradations import degrade, parse_config
+        from cisr_lib.testset import TestSample, _config_seed, load_test_set
+
+        if self.testset is not None:
+            for smp in load_test_set(self.testset, scale, config):
+                yield smp if self.max_side is None else _crop_triple(smp, self.max_side, scale)
+            return
+        codec, quality = parse_config(config)
+        for name, img in self.sources.items():
+            if self.max_side is not None:
+                img = centre_crop(img, self.max_side, scale)
+            rng = np.random.default_rng(_config_seed(name, scale, config))  # the test-set builder's seed
+            d = degrade(img, scale, codec, quality, rng=rng)  # (5) z = C D x
+            yield TestSample(name, d.hr, d.lr, d.z)
+
+
+def _input_hash(smp: TestSample) -> str:
+    """SHA-256 (16 hex digits) of the shapes and pixels of a sample's HR and z images."""
+    h = hashlib.sha256()
+    for a in (smp.hr, smp.z):
+        h.update(f"{a.shape}|".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+# Methods.
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _module_sha256(model: nn.Module) -> str:
+    """Hash of a module's class, configuration and every tensor of its state dict."""
+    import torch
+
+    h = hashlib.sha256(type(model).__qualname__.encode())
+    h.update(json.dumps(getattr(model, "config", {}), sort_keys=True, default=str).encode())
+    for key, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"|{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _is_module(obj: Any) -> bool:
+    from torch import nn
+
+    return isinstance(obj, nn.Module)
+
+
+def _pick(method: MethodSpec, scale: int) -> str | PathLike | nn.Module:
+    if isinstance(method, Mapping):
+        if scale not in method:
+            raise ValueError(f"no model given for x{scale} (the method dict has scales {sorted(method)})")
+        return method[scale]
+    return method
+
+
+def method_id(method: MethodSpec, scale: int, window: int | None = None) -> str:
+    """The cache key of a method at one scale.
+
+    Args:
+        method: ``"bicubic"``, a weights-file path, an ``nn.Module``, or a dict scale -> path/module.
+        scale: the scale.
+        window: the non-local search radius passed to :func:`~cisr_lib.pretrained.load_model`.
+
+    Returns:
+        ``"bicubic"``, ``"weights:STEM:SHA16[:window=R]"`` with the SHA-256 of the file, or
+        ``"module:CLASS:SHA16"`` with :func:`_module_sha256`.
+
+    Raises:
+        FileNotFoundError: a weights path that does not exist.
+        ValueError: no model for this scale in a dict.
+    """
+    m = _pick(method, scale)
+    if isinstance(m, str) and m == BICUBIC:
+        return BICUBIC
+    if _is_module(m):
+        return f"module:{type(m).__name__}:{_module_sha256(m)[:16]}"
+    path = Path(m)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    return f"weights:{path.stem}:{_file_sha256(path)[:16]}" + ("" if window is None else f":window={window}")
+
+
+def _label(method: MethodSpec, scale: int) -> str:
+    m = _pick(method, scale)
+    if isinstance(m, str) and m == BICUBIC:
+        return "Bicubic"
+    if _is_module(m):
+        cfg = getattr(m, "config", {})
+        return f"{cfg.get('name', type(m).__name__)} {cfg.get('variant', '')}".strip()
+    return Path(m).stem
+
+
+def _load(method: MethodSpec, scale: int, window: int | None, device: torch.device) -> nn.Module | None:
+    """The model of a method at one scale, on ``device`` in eval mode (None for bicubic)."""
+    from cisr_lib.pretrained import load_model
+
+    m = _pick(method, scale)
+    if isinstance(m, str) and m == BICUBIC:
+        return None
+    if _is_module(m):
+        if getattr(m, "scale", scale) != scale:
+            raise ValueError(f"the module is a x{m.scale} model, not x{scale}")
+        return m.to(device).eval()
+    runtime = {} if window is None else {"window": window}
+    return load_model(m, scale=scale, device=device, **runtime)
+
+
+def _run(model: nn.Module | None, z: np.ndarray, scale: int, device: torch.device) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(ys, xs) as uint8 images: the model's J estimates, or ([], [bicubic(z)])."""
+    import torch
+
+    from cisr_lib.convert import tensor2uint, uint2tensor4
+    from cisr_lib.degradations import imresize
+
+    if model is None:
+        return [], [imresize(z, scale)]  # MATLAB bicubic up-scaling of the compressed image
+    with torch.no_grad():
+        ys, xs = model(uint2tensor4(z).to(device))  # J x (1, 3, h, w), J x (1, 3, sh, sw)
+    return [tensor2uint(y) for y in ys], [tensor2uint(x) for x in xs]
+
+
+def _metrics(smp: TestSample, ys: list[np.ndarray], xs: list[np.ndarray], scale: int, is_model: bool,
+             with_ifc: bool) -> dict[str, Any]:
+    """Every metric of one image (Y channel; SR metrics shave ``scale`` pixels, LR ones none)."""
+    from cisr_lib.metrics import ifc, psnr, psnr_b, ssim
+
+    sr = xs[-1]
+    rec: dict[str, Any] = {
+        "psnr": psnr(sr, smp.hr, scale),
+        "ssim": ssim(sr, smp.hr, scale),
+        "psnr_b": psnr_b(sr, smp.hr, scale, block=8 * scale),  # the 8x8 codec grid, up-scaled
+    }
+    if with_ifc:
+        rec["ifc"] = ifc(sr, smp.hr, crop_border=scale)
+    if is_model:
+        rec["steps_psnr"] = [psnr(x, smp.hr, scale) for x in xs[:-1]] + [rec["psnr"]]  # supp. 5
+    if ys:  # supp. 3: ARM output y_J and the input z, both against the clean LR image y
+        rec["ar"] = {
+            "psnr": psnr(ys[-1], smp.lr, 0),
+            "ssim": ssim(ys[-1], smp.lr, 0),
+            "z_psnr": psnr(smp.z, smp.lr, 0),
+            "z_ssim": ssim(smp.z, smp.lr, 0),
+            "steps_psnr": [psnr(y, smp.lr, 0) for y in ys],
+        }
+    return rec
+
+
+# The cache.
+
+
+class _Cache:
+    """Per-image records in a JSON-lines file; a torn last line (a killed writer) is ignored."""
+
+    KEY = ("method", "scale", "config", "image", "input")
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.records: dict[tuple, dict] = {}
+        self._torn = False
+        if path is None or not path.exists():
+            return
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() > 0:
+                f.seek(-1, os.SEEK_END)
+                self._torn = f.read(1) != b"\n"  # a killed writer left half a line: start a new one
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and all(k in rec for k in self.KEY):
+                self.records[self.key(rec)] = rec
+
+    @classmethod
+    def key(cls, rec: Mapping[str, Any]) -> tuple:
+        return tuple(rec[k] for k in cls.KEY)
+
+    def get(self, key: tuple, with_ifc: bool) -> dict | None:
+        rec = self.records.get(key)
+        if rec is None or (with_ifc and "ifc" not in rec):
+            return None
+        return rec
+
+    def put(self, rec: dict) -> None:
+        self.records[self.key(rec)] = rec
+        if self.path is None:
+            return
+        with open(self.path, "a") as f:
+            f.write(("\n" if self._torn else "") + json.dumps(rec) + "\n")
+            self._torn = False
+            f.flush()
+            os.fsync(f.fileno())
+
+
+# Averages.
+
+
+def _mean_list(lists: list[list[float]]) -> list[float] | None:
+    if not lists or len({len(v) for v in lists}) != 1:
+        return None
+    return [float(x) for x in np.mean(np.asarray(lists, dtype=np.float64), axis=0)]
+
+
+def _summary(records: list[dict]) -> dict[str, Any]:
+    """Means over images: psnr, ssim, psnr_b, ifc, steps_psnr and ar (when every record has them)."""
+    out: dict[str, Any] = {"n": len(records)}
+    for k in ("psnr", "ssim", "psnr_b", "ifc"):
+        if records and all(k in r for r in records):
+            out[k] = float(np.mean([r[k] for r in records]))
+    if records and all("steps_psnr" in r for r in records):
+        steps = _mean_list([r["steps_psnr"] for r in records])
+        if steps is not None:
+            out["steps_psnr"] = steps
+    if records and all("ar" in r for r in records):
+        ar = {k: float(np.mean([r["ar"][k] for r in records])) for k in ("psnr", "ssim", "z_psnr", "z_ssim")}
+        steps = _mean_list([r["ar"]["steps_psnr"] for r in records])
+        if steps is not None:
+            ar["steps_psnr"] = steps
+        out["ar"] = ar
+    return out
+
+
+def _normalise_configs(configs: Sequence[str | tuple[str, int]] | None) -> list[str]:
+    from cisr_lib.degradations import PAPER_CONFIGS, _check_configs, config_name, parse_config
+
+    names = []
+    configs = PAPER_CONFIGS if configs is None else configs
+    for c in configs:
+        pair = parse_config(c) if isinstance(c, str) else _check_configs([c])[0]
+        names.append(config_name(*pair))
+    if not names:
+        raise ValueError("configs is empty")
+    if len(set(names)) != len(names):
+        raise ValueError(f"a configuration is repeated in {names}")
+    return names
+
+
+# The evaluation.
+
+
+def evaluate(
+    method: MethodSpec,
+    data: PathLike | Sequence[Any] | Mapping[str, Any],
+    scales: Sequence[int] = (2, 3, 4),
+    configs: Sequence[str | tuple[str, int]] | None = None,
+    out_dir: PathLike | None = None,
+    *,
+    with_ifc: bool = False,
+    window: int | None = None,
+    max_side: int | None = None,
+    device: str | torch.device = "auto",
+    label: str | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate a method on every image x scale x configuration (Tables I-II, supp. 3 and 5).
+
+    Args:
+        method: ``"bicubic"``; a weights file (:func:`cisr_lib.pretrained.load_model`, any variant);
+            an ``nn.Module`` returning ``(ys, xs)`` (moved to ``device`` and set to eval mode);
+            or a dict scale -> weights path / module for several scales.
+        data: a test-set folder (holding ``manifest.json``), a folder of clean HR images, a list
+            of paths / uint8 HxWx3 RGB arrays, or a dict name -> array/path.
+        scales: integer scales to evaluate (default: the paper's 2, 3, 4).
+        configs: configuration names (``"jpeg10"``) or (codec, quality) pairs (default: the
+            paper's 10, :data:`cisr_lib.degradations.PAPER_CONFIGS`).
+        out_dir: folder for ``results.json``, ``tables.md`` and the resume cache ``cache.jsonl``
+            (created if needed); None keeps everything in memory (no resume).
+        with_ifc: also compute IFC (slow: seconds per image).
+        window: non-local search radius for a weights file (None: the whole image, the paper's
+            choice). A module is used as built; pass ``window`` to ``build_model`` instead.
+        max_side: evaluate a centre crop of at most ``max_side`` x ``max_side`` HR pixels (None:
+            whole images, the paper's protocol). Clean images are cropped before degradation
+            (:func:`centre_crop`); the triples of a test-set folder are cropped on the LR grid,
+            so z keeps its stored codec bytes (the two crops differ, and so do their numbers).
+        device: ``"auto"`` (CUDA, MPS, then CPU) or a torch device.
+        label: method name in the tables (default: "Bicubic", the weights file stem, or the
+            module's configuration name and variant).
+        progress: print one line per scale and configuration.
+
+    Returns:
+        A JSON-able dict: ``format``, ``label``, ``methods`` (scale -> method id), ``data``,
+        ``settings``, ``scales``, ``configs``, ``per_scale`` (scale -> means, Table I),
+        ``per_config`` (scale -> config -> means, Table II) and ``records`` (one per image: psnr,
+        ssim, psnr_b, [ifc], for models ``steps_psnr`` (J values) and, with an ARM, ``ar``).
+        Scales are string keys (``"2"``) as JSON requires.
+
+    Raises:
+        ValueError: bad scales, configurations, ``max_side``, ``window`` with a module, a module
+            of another scale, or a scale missing from a method dict.
+        FileNotFoundError: a missing weights file or data folder.
+        CheckpointError: a weights file that is corrupt or for another scale.
+        TestSetError: a test-set folder without this scale / configuration, or tampered.
+    """
+    import torch
+
+    from cisr_lib.degradations import _check_scale
+    from cisr_lib.imageio import _atomic_write_bytes
+    from cisr_lib.train import select_device
+
+    scales = [_check_scale(s) for s in scales]
+    if not scales or len(set(scales)) != len(scales):
+        raise ValueError(f"scales must be distinct and not empty, got {scales}")
+    cfgs = _normalise_configs(configs)
+    if max_side is not None:
+        for s in scales:
+            _crop_side(max_side, s)
+    if isinstance(method, str) and method == BICUBIC and window is not None:
+        raise ValueError("window applies to a model, not to bicubic")
+    if window is not None and any(_is_module(_pick(method, s)) for s in scales):
+        raise ValueError("window applies when loading a weights file; build the module with window=... instead")
+    dev = select_device(str(device)) if not isinstance(device, torch.device) else device
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    cache = _Cache(out / CACHE_FILE if out is not None else None)
+    source = _Data(data, max_side)
+    ids = {s: method_id(method, s, window) for s in scales}
+    labels = {_label(method, s) for s in scales}
+    name = label or " / ".join(sorted(labels))
+
+    records: list[dict] = []
+    per_config: dict[str, dict[str, dict]] = {}
+    per_scale: dict[str, dict] = {}
+    for s in scales:
+        model = None
+        loaded = False
+        scale_records = []
+        for cfg in cfgs:
+            cfg_records, computed = [], 0
+            for smp in source.samples(s, cfg):
+                key = (ids[s], s, cfg, smp.name, _input_hash(smp))
+                rec = cache.get(key, with_ifc)
+                if rec is None:
+                    if not loaded:
+                        model, loaded = _load(method, s, window, dev), True
+                    t0 = time.perf_counter()
+                    ys, xs = _run(model, smp.z, s, dev)
+                    seconds = time.perf_counter() - t0
+                    rec = dict(zip(_Cache.KEY, key))
+                    rec.update(hr_shape=list(smp.hr.shape[:2]), seconds=round(seconds, 4))
+                    rec.update(_metrics(smp, ys, xs, s, model is not None, with_ifc))
+                    cache.put(rec)
+                    computed += 1
+                if not with_ifc:
+                    rec = {k: v for k, v in rec.items() if k != "ifc"}
+                cfg_records.append(rec)
+            if not cfg_records:
+                raise ValueError(f"no test images for x{s} {cfg}")
+            per_config.setdefault(str(s), {})[cfg] = _summary(cfg_records)
+            scale_records += cfg_records
+            if progress:
+                m = per_config[str(s)][cfg]
+                print(f"x{s} {cfg}: PSNR-Y {m['psnr']:.2f} dB, SSIM-Y {m['ssim']:.4f} over {m['n']} images "
+                      f"({computed} computed, {m['n'] - computed} cached)", flush=True)
+        per_scale[str(s)] = _summary(scale_records)
+        records += scale_records
+
+    result = {
+        "format": FORMAT,
+        "label": name,
+        "methods": {str(s): ids[s] for s in scales},
+        "data": source.description,
+        "settings": {"max_side": max_side, "window": window, "ifc": with_ifc, "device": str(dev),
+                     "y_channel": "MATLAB BT.601 rgb2ycbcr", "shave": "scale (SR), 0 (LR)",
+                     "psnr_b_block": "8 * scale"},
+        "scales": scales,
+        "configs": cfgs,
+        "per_scale": per_scale,
+        "per_config": per_config,
+        "records": records,
+    }
+    if out is not None:
+        _atomic_write_bytes(out / RESULTS_FILE, (json.dumps(result, indent=1) + "\n").encode(), overwrite=True)
+        _atomic_write_bytes(out / TABLES_FILE, markdown_report(result).encode(), overwrite=True)
+    return result
+
+
+# Markdown tables.
+
+
+def _as_list(results: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [results] if isinstance(results, Mapping) else list(results)
+
+
+def _scales_of(results: list[Mapping[str, Any]]) -> list[int]:
+    return sorted({int(s) for r in results for s in r["per_scale"]})
+
+
+def _configs_of(results: list[Mapping[str, Any]]) -> list[str]:
+    names: list[str] = []
+    for r in results:
+        names += [c for c in r["configs"] if c not in names]
+    return names
+
+
+def _md(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def table_i(results: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
+    """Table I shape: one row per scale and method, the means over all images of the scale.
+
+    Args:
+        results: one result of :func:`evaluate` or a list of them (one row each per scale).
+
+    Returns:
+        A markdown table with columns Scale, Method, PSNR-Y, SSIM-Y, [IFC,] PSNR-B-Y, Images;
+        IFC only when some result has it.
+    """
+    results = _as_list(results)
+    has_ifc = any("ifc" in m for r in results for m in r["per_scale"].values())
+    header = ["Scale", "Method", "PSNR-Y (dB)", "SSIM-Y"] + (["IFC"] if has_ifc else []) + ["PSNR-B-Y (dB)", "Images"]
+    rows = []
+    for s in _scales_of(results):
+        for r in results:
+            m = r["per_scale"].get(str(s))
+            if m is None:
+                continue
+            row = [f"x{s}", r["label"], _fmt(m.get("psnr"), 2), _fmt(m.get("ssim"), 4)]
+            row += [_fmt(m.get("ifc"), 4)] if has_ifc else []
+            rows.append(row + [_fmt(m.get("psnr_b"), 2), str(m["n"])])
+    return _md(header, rows)
+
+
+def table_ii(results: Mapping[str, Any] | Sequence[Mapping[str, Any]], metric: str = "psnr") -> str:
+    """Table II shape: one row per scale and method, one column per configuration, and the average.
+
+    Args:
+        results: one result of :func:`evaluate` or a list of them.
+        metric: ``"psnr"`` (the paper's Table II), ``"ssim"``, ``"psnr_b"`` or ``"ifc"``.
+
+    Returns:
+        A markdown table with columns Scale, Method, one per configuration, Average (the mean over
+        all images of the scale, as in Table I; "-" for a method that lacks some of the table's
+        configurations, whose average would not be comparable).
+    """
+    if metric not in ("psnr", "ssim", "psnr_b", "ifc"):
+        raise ValueError(f"unknown metric {metric!r}")
+    results = _as_list(results)
+    digits = 2 if metric.startswith("psnr") else 4
+    cfgs = _configs_of(results)
+    rows = []
+    for s in _scales_of(results):
+        for r in results:
+            per = r["per_config"].get(str(s))
+            if per is None:
+                continue
+            row = [f"x{s}", r["label"]] + [_fmt(per.get(c, {}).get(metric), digits) for c in cfgs]
+            avg = r["per_scale"][str(s)].get(metric) if all(c in per for c in cfgs) else None
+            rows.append(row + [_fmt(avg, digits)])
+    return _md(["Scale", "Method", *cfgs, "Average"], rows)
+
+
+def table_steps(results: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
+    """Supp. 5 shape: PSNR-Y of ``xs[j]`` after every unfolding step j, averaged per scale.
+
+    Values have three decimals: consecutive steps often differ by less than 0.01 dB.
+
+    Args:
+        results: one result of :func:`evaluate` or a list of them; those without unfolding
+            steps (bicubic) are left out.
+
+    Returns:
+        A markdown table with columns Scale, Method, j=1 .. j=J (J = the largest of the methods;
+        "-" where a method has fewer steps), or "" when no result has steps.
+    """
+    results = _as_list(results)
+    rows, width = [], 0
+    for s in _scales_of(results):
+        for r in results:
+            steps = r["per_scale"].get(str(s), {}).get("steps_psnr")
+            if steps:
+                rows.append((s, r["label"], steps))
+                width = max(width, len(steps))
+    if not rows:
+        return ""
+    body = [[f"x{s}", lab] + [_fmt(steps[j] if j < len(steps) else None, 3) for j in range(width)]
+            for s, lab, steps in rows]
+    return _md(["Scale", "Method"] + [f"j={j + 1}" for j in range(width)], body)
+
+
+def table_ar(results: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
+    """Supp. 3 shape: artifact reduction of Module I against the clean LR image, per configuration.
+
+    For every scale, the PSNR-Y and SSIM-Y of the compressed input z and of the ARM output
+    ``ys[-1]`` of each method with an ARM, per configuration and on average (whole LR images).
+
+    Args:
+        results: one result of :func:`evaluate` or a list of them; those without ARM are left out.
+
+    Returns:
+        A markdown table with columns Scale, Image, Metric, one per configuration, Average, or ""
+        when no result has an ARM.
+    """
+    results = [r for r in _as_list(results) if any("ar" in m for m in r["per_scale"].values())]
+    if not results:
+        return ""
+    cfgs = _configs_of(results)
+    rows = []
+    for s in _scales_of(results):
+        present = [r for r in results if "ar" in r["per_scale"].get(str(s), {})]
+        if not present:
+            continue
+        for metric, digits in (("psnr", 2), ("ssim", 4)):
+            per, avg = present[0]["per_config"][str(s)], present[0]["per_scale"][str(s)]
+            rows.append([f"x{s}", "z (compressed input)", metric.upper() + "-Y"]
+                        + [_fmt(per[c]["ar"][f"z_{metric}"] if c in per else None, digits) for c in cfgs]
+                        + [_fmt(avg["ar"][f"z_{metric}"], digits)])
+            for r in present:
+                per, avg = r["per_config"][str(s)], r["per_scale"][str(s)]
+                rows.append([f"x{s}", f"{r['label']}: ARM y_J", metric.upper() + "-Y"]
+                            + [_fmt(per[c]["ar"][metric] if c in per else None, digits) for c in cfgs]
+                            + [_fmt(avg["ar"][metric], digits)])
+    return _md(["Scale", "Image", "Metric", *cfgs, "Average"], rows)
+
+
+def markdown_report(results: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
+    """Every table of one or several results, with headings (what ``tables.md`` holds).
+
+    Args:
+        results: one result of :func:`evaluate` or a list of them.
+
+    Returns:
+        Markdown text: Table I, Table II for PSNR-Y and SSIM-Y, and, when present, the per-step
+        (supp. 5) and artifact-reduction (supp. 3) tables.
+    """
+    results = _as_list(results)
+    settings = results[0]["settings"]
+    parts = [
+        "# Evaluation\n",
+        f"Data: {results[0]['data']}; max_side {settings['max_side']}; window {settings['window']}. "
+        "Y channel (MATLAB BT.601), `scale` pixels shaved from each side of the HR images; "
+        "LR comparisons on whole images.\n",
+        "## Table I shape: mean over all images and configurations\n",
+        table_i(results),
+        "## Table II shape: PSNR-Y (dB) per configuration\n",
+        table_ii(results, "psnr"),
+        "## SSIM-Y per configuration\n",
+        table_ii(results, "ssim"),
+    ]
+    steps = table_steps(results)
+    if steps:
+        parts += ["## PSNR-Y (dB) after each unfolding step (supplementary sec. 5)\n", steps]
+    ar = table_ar(results)
+    if ar:
+        parts += ["## Artifact reduction of Module I against the clean LR image (supplementary sec. 3)\n", ar]
+    return "\n".join(parts)
+
+
+# The command line.
+
+
+def _weights_by_scale(paths: Sequence[str], scales: Sequence[int]) -> dict[int, Path]:
+    """Match ``--weights`` files to the scales by the scale stored in each file."""
+    from cisr_lib.checkpoint import CheckpointError, load_checkpoint
+
+    by_scale: dict[int, Path] = {}
+    for p in map(Path, paths):
+        st = load_checkpoint(p)
+        cfg = st.get("model_config") if isinstance(st, dict) else None
+        if not isinstance(cfg, dict) or "scale" not in cfg:
+            raise CheckpointError(f"{p} is not a weights file or checkpoint of this project")
+        s = int(cfg["scale"])
+        if s in by_scale:
+            raise ValueError(f"two weights files for x{s}: {by_scale[s]} and {p}")
+        by_scale[s] = p
+    missing = [s for s in scales if s not in by_scale]
+    if missing:
+        raise ValueError(f"no weights file for x{missing[0]} among --weights (they are for "
+                         f"{', '.join(f'x{s}' for s in sorted(by_scale))})")
+    return {s: by_scale[s] for s in scales}
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from cisr_lib.degradations import parse_config
+    from cisr_lib.pretrained import default_weights
+    from cisr_lib.testset import build_test_set
+
+    if args.method == BICUBIC:
+        if args.weights or args.window is not None:
+            raise ValueError("--weights and --window apply to --method model, not bicubic")
+        method: MethodSpec = BICUBIC
+    elif args.weights:
+        method = _weights_by_scale(args.weights, args.scales)
+    else:
+        method = {s: default_weights(s) for s in args.scales}
+    configs = _normalise_configs(args.configs)
+    data = data_source(args.data)
+    if args.testset:
+        build_test_set(data, args.testset, scales=args.scales, configs=[parse_config(c) for c in configs])
+        data = args.testset
+    res = evaluate(method, data, args.scales, configs, args.out, with_ifc=args.ifc, window=args.window,
+                   max_side=args.max_side, device=args.device, progress=not args.quiet)
+    print(table_i(res), end="")
+    print(f"full results in {Path(args.out) / RESULTS_FILE}, tables in {Path(args.out) / TABLES_FILE}")
+    return 0
+
+
+def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``cisr eval`` on the subparsers of :func:`cisr_lib.cli.build_parser`.
+
+    Args:
+        subparsers: the object returned by ``ArgumentParser.add_subparsers``.
+
+    Returns:
+        The ``eval`` subparser.
+    """
+    p = subparsers.add_parser("eval", help="evaluate bicubic or a model over test images (Tables I-II); resumes from OUT")
+    p.add_argument("--method", required=True, choices=(BICUBIC, "model"))
+    p.add_argument("--weights", nargs="+", metavar="PATH",
+                   help="weights files, one per scale (default: the shipped weights of each scale)")
+    p.add_argument("--data", default="embedded",
+                   help="embedded, photos, photos-val, or a folder of clean images or a built test set")
+    p.add_argument("--testset", metavar="DIR", help="build (or verify) a frozen test set from --data here, then read it")
+    p.add_argument("--scales", type=int, nargs="+", default=[2, 3, 4], choices=(2, 3, 4))
+    p.add_argument("--configs", nargs="+", help="e.g. jpeg10 webp5 (default: the paper's 10)")
+    p.add_argument("--out", required=True, help="output folder: results.json, tables.md, cache.jsonl")
+    p.add_argument("--ifc", action="store_true", help="also compute IFC (slow)")
+    p.add_argument("--window", type=int, help="non-local search radius (default: the whole image, as the paper)")
+    p.add_argument("--max-side", type=int, help="centre-crop HR images to at most N x N (default: whole images)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true", help="no line per configuration")
+    p.set_defaults(func=_cmd_eval)
+    return p

@@ -1,0 +1,507 @@
+"""Inference: super-resolve a compressed image of any size with a trained model (Sec. III-C).
+
+``upscale(z, s)`` runs the unfolded network of :mod:`cisr_lib.models.psi` (``xs[-1]``, the last
+REM estimate x_J, is the result) on a numpy uint8 image and returns a numpy uint8 image s times
+larger; ``cisr upscale`` is the same for files and folders. The function is also reachable as
+``cisr_lib.upscale`` (a lazy attribute of the package): this module is called ``inference`` and
+not ``upscale`` because importing a submodule ``cisr_lib.upscale`` would replace a package
+attribute of the same name, so the function would turn into a module after the first import.
+
+Design decisions:
+
+* **No padding.** Every layer keeps the spatial size (3x3 convolutions with zero padding, 1x1
+  convolutions, global pools, pixel shuffle, bicubic resizing, a non-local search with replicate
+  padded patches), so the network accepts any H, W >= 1, with no multiple of anything (checked
+  for every scale on 1x1 ... 5x7 inputs in tests/test_upscale.py). Nothing is padded or cropped;
+  the only size error is an empty image.
+* **Tiles.** ``tile=T`` cuts the LR image into T x T tiles that overlap by at least
+  ``tile_overlap`` pixels, spread evenly so that no tile is smaller than T (edge tiles are not
+  clipped). Each tile's HR output is weighted by a separable window that is 1 inside and rises as
+  a raised cosine, sin^2, over the ``tile_overlap * s`` HR pixels next to each neighbouring tile;
+  the windows are normalised so they sum to exactly 1 at every HR pixel, then accumulated in HR
+  space. The accumulator is one band of T * s HR rows: rows no later tile can reach are rounded
+  to uint8 and released, so memory is the uint8 result plus one band plus one tile's activations.
+* **Tiles are not the whole image.** Two operators of the model see the whole input: channel
+  attention (RCAN's global average pool, in every residual block) and, with ``window=None``, the
+  non-local search (eq. 9 searches every pixel). A tile therefore computes slightly different
+  values than the whole image does, even far from its borders; the blending hides the seams but
+  does not remove this difference (tests/test_upscale.py measures it). ``tile=None`` runs the
+  network exactly as trained and evaluated. The blocking mask d(z) of eq. (10) is made identical:
+  the coding-grid phase is estimated once on the whole image and each tile's mask is computed on
+  the tile plus a margin with that phase, which equals the crop of the whole-image mask.
+* **Grayscale** (HxW or HxWx1): replicated to RGB, and the RGB result (clipped to [0, 1]) is
+  reduced to its channel mean, the orthogonal projection on the grey axis R = G = B (the closest
+  grey image in L2), not BT.601 Y (whose offset 16 and range 219 would change the grey levels).
+* **Alpha** (HxWx4 RGBA or HxWx2 grey + alpha): the colour goes through the network and the alpha
+  plane is up-scaled by MATLAB bicubic :func:`cisr_lib.degradations.imresize` (uint8 in, rounded
+  uint8 out). Colour under transparent pixels is used as it is (no premultiplication).
+* The model runs in eval mode under ``torch.inference_mode()``; a module passed in gets its
+  training flag and non-local windows back afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import math
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+
+if TYPE_CHECKING:  # torch is imported inside the functions so that `cisr --help` stays fast
+    import torch
+    from torch import nn
+
+__all__ = ["upscale", "add_upscale_parser", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".jp2", ".j2k",
+                  ".ppm", ".pgm", ".pnm")
+"""File suffixes (lower case) picked up from an input folder by ``cisr upscale``."""
+
+_ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")  # formats whose alpha channel read_image_info reads back
+
+
+def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of length ``tile`` covering ``[0, size)``, evenly spread.
+
+    Args:
+        size: length of the axis (LR pixels), >= 1.
+        tile: tile length, >= 1.
+        overlap: minimum overlap of neighbouring tiles, 0 <= overlap < tile.
+
+    Returns:
+        Increasing starts; the first is 0, the last ``size - tile`` (``[0]`` when ``tile >= size``),
+        and consecutive starts are at most ``tile - overlap`` apart.
+    """
+    if tile >= size:
+        return [0]
+    span = size - tile
+    gaps = math.ceil(span / (tile - overlap))  # number of tiles - 1
+    return [(k * span + gaps // 2) // gaps for k in range(gaps + 1)]  # round(k * span / gaps)
+
+
+def _axis_weights(starts: list[int], length: int, scale: int, overlap: int) -> list[np.ndarray]:
+    """Blending weights along one axis, in HR pixels, summing to 1 at every HR position.
+
+    Tile k covers HR positions ``[starts[k] * s, (starts[k] + length) * s)``. Its raw weight is 1,
+    times a raised-cosine ramp sin^2(pi/2 (i + 0.5) / L), L = overlap * s, over the first L
+    positions when a tile precedes it and mirrored over the last L when one follows. Dividing by
+    the sum over tiles makes the weights a partition of unity; the 2-D weight of a tile is the
+    outer product of its row and column weights, also a partition of unity (the tiles form a grid).
+
+    Args:
+        starts: tile starts from :func:`_tile_starts` (LR pixels).
+        length: tile length (LR pixels).
+        scale: up-scaling factor s.
+        overlap: requested overlap (LR pixels); its HR length is the ramp length.
+
+    Returns:
+        One float64 vector of ``length * s`` weights per tile.
+    """
+    n_hr = length * scale
+    ramp_len = min(overlap * scale, n_hr)
+    ramp = np.sin(0.5 * np.pi * (np.arange(ramp_len) + 0.5) / max(ramp_len, 1)) ** 2  # rises to ~1
+    raw = []
+    for k in range(len(starts)):
+        w = np.ones(n_hr)
+        if k > 0 and ramp_len:
+            w[:ramp_len] *= ramp
+        if k < len(starts) - 1 and ramp_len:
+            w[n_hr - ramp_len:] *= ramp[::-1]
+        raw.append(w)
+    total = np.zeros((starts[-1] + length) * scale)
+    for a, w in zip(starts, raw):
+        total[a * scale: a * scale + n_hr] += w
+    return [w / total[a * scale: a * scale + n_hr] for a, w in zip(starts, raw)]
+
+
+def _mask_patch(model: nn.Module) -> int | None:
+    """Patch size P of d(z) when the model is a PSINet that uses the mask, else None."""
+    from cisr_lib.models.psi import PSINet
+
+    if not isinstance(model, PSINet):
+        return None  # baselines and other modules compute what they need themselves
+    if not any(m.use_nonlocal and m.use_input for m in (model.arm, model.rem)):
+        return None  # ablations without a masked non-local operator
+    return model.arm.patch
+
+
+def _tile_mask(rgb: np.ndarray, rows: tuple[int, int], cols: tuple[int, int], phase, patch: int,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A tile of z and its blocking mask, equal to the same crop of the whole-image d(z).
+
+    The mask at a pixel depends on the boundaries within patch // 2 of it, and each boundary's
+    test on one pixel more on each side (``blocking.boundary_candidates``), so computing it on the
+    tile plus a margin of patch // 2 + 2 pixels with the whole image's grid phase, shifted to the
+    margin's origin, reproduces the whole-image mask inside the tile.
+
+    Args:
+        rgb: uint8 HxWx3 RGB, the whole LR image.
+        rows, cols: the tile's ``[start, stop)`` in LR pixels.
+        phase: ``blocking.GridPhase`` estimated on the whole image.
+        patch: odd patch size P of the non-local operator.
+        device: where to put the tensors.
+
+    Returns:
+        z: (1, 3, h, w) float tile in [0, 1]; mask: (1, 1, h, w) in {0, 1}.
+    """
+    from cisr_lib.convert import uint2tensor4
+    from cisr_lib.models.blocking import blocking_mask
+
+    m = patch // 2 + 2
+    a0, a1 = max(0, rows[0] - m), min(rgb.shape[0], rows[1] + m)
+    b0, b1 = max(0, cols[0] - m), min(rgb.shape[1], cols[1] + m)
+    z_ext = uint2tensor4(rgb[a0:a1, b0:b1]).to(device)  # (1, 3, h + margins, w + margins)
+    local = phase._replace(col=(phase.col - b0) % phase.col_period, row=(phase.row - a0) % phase.row_period)
+    mask = blocking_mask(z_ext, patch, phase=local)  # (1, 1, h + margins, w + margins)
+    crop = (..., slice(rows[0] - a0, rows[1] - a0), slice(cols[0] - b0, cols[1] - b0))
+    return z_ext[crop], mask[crop]
+
+
+def _resolve_device(device: str | torch.device, model: nn.Module | None = None) -> torch.device:
+    """``"auto"``: the module's own device if one is given, else CUDA, MPS or the CPU."""
+    import torch
+
+    from cisr_lib.train import select_device
+
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto" and model is not None:
+        p = next(model.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+    try:
+        return select_device(device)
+    except RuntimeError as exc:  # torch.device("gpu") and the like
+        raise ValueError(f"unknown device {device!r}: {str(exc).splitlines()[0]}") from None
+
+
+@contextlib.contextmanager
+def _prepared_model(weights, scale: int, device, window: int | None) -> Iterator[tuple[nn.Module, torch.device]]:
+    """The model to run (loaded, or the given module in eval mode) and its device.
+
+    A given module is moved to ``device`` (when not "auto") and keeps that; its training flag and
+    the ``window`` of its non-local operators are restored on exit.
+    """
+    from torch import nn
+
+    from cisr_lib.models.nonlocal_op import NonLocal
+    from cisr_lib.pretrained import default_weights, load_model
+
+    if not isinstance(weights, nn.Module):
+        path = default_weights(scale) if weights is None else weights
+        dev = _resolve_device(device)
+        yield load_model(path, scale=scale, device=dev, **({} if window is None else {"window": window})), dev
+        return
+    model = weights
+    got = getattr(model, "scale", None)
+    if got != scale:
+        raise ValueError(f"the model given up-scales by {got}, not by {scale}")
+    dev = _resolve_device(device, model)
+    model.to(dev)
+    ops = [m for m in model.modules() if isinstance(m, NonLocal)]
+    saved = [op.window for op in ops]
+    was_training = model.training
+    try:
+        if window is not None:
+            for op in ops:
+                op.window = window
+        yield model.eval(), dev
+    finally:
+        for op, w in zip(ops, saved):
+            op.window = w
+        model.train(was_training)
+
+
+def _split_channels(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """uint8 HxW, HxWx1, HxWx2, HxWx3 or HxWx4 -> (RGB HxWx3, alpha HxW or None, grey?)."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise TypeError(f"image must be a numpy uint8 array, got {getattr(image, 'dtype', type(image).__name__)}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"image must be HxW, HxWx1 (grey), HxWx2 (grey + alpha), HxWx3 (RGB) or "
+                         f"HxWx4 (RGBA), got shape {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"image must be at least 1x1 pixel, got {image.shape[1]}x{image.shape[0]}")
+    c = image.shape[2]
+    gray = c in (1, 2)
+    colour = np.repeat(image[:, :, :1], 3, axis=2) if gray else image[:, :, :3]  # grey -> R = G = B
+    alpha = image[:, :, c - 1] if c in (2, 4) else None
+    return np.ascontiguousarray(colour), alpha, gray
+
+
+def _check_options(scale, steps, tile, tile_overlap, window) -> None:
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    if not is_int(scale) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    if steps is not None and (not is_int(steps) or steps < 1):
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if window is not None and (not is_int(window) or window < 1):
+        raise ValueError(f"window must be a positive integer (search radius), got {window!r}")
+    if tile is not None:
+        if not is_int(tile) or tile < 1:
+            raise ValueError(f"tile must be a positive integer or None, got {tile!r}")
+        if not is_int(tile_overlap) or tile_overlap < 0 or 2 * tile_overlap > tile:
+            raise ValueError(f"tile_overlap must be an integer in [0, tile / 2] = [0, {tile // 2}], "
+                             f"got {tile_overlap!r}")
+
+
+def _run_tiles(model: nn.Module, rgb: np.ndarray, scale: int, steps: int | None, tile: int | None,
+               overlap: int, device: torch.device, gray: bool) -> np.ndarray:
+    """Run the network tile by tile and blend the HR tiles (see the module docstring).
+
+    Args:
+        model: called as ``ys, xs = model(z, steps=steps[, mask=d])``; ``xs[-1]`` is
+            (1, 3, s h, s w) for a (1, 3, h, w) tile.
+        rgb: uint8 HxWx3 RGB LR image.
+        scale: s.
+        steps: unfolding steps J (None: the model's default).
+        tile: tile side T in LR pixels, or None for the whole image.
+        overlap: minimum overlap of neighbouring tiles in LR pixels.
+        device: where the model runs.
+        gray: return the mean of the clipped channels, uint8 (sH)x(sW), instead of uint8 (sH)x(sW)x3.
+
+    Returns:
+        The HR image, uint8.
+    """
+    import torch
+
+    from cisr_lib.convert import tensor2uint, uint2tensor4
+    from cisr_lib.models.blocking import estimate_grid_phase
+
+    h, w = rgb.shape[:2]
+    side = max(h, w) if tile is None else tile
+    th, tw = min(side, h), min(side, w)
+    row_starts, col_starts = _tile_starts(h, th, overlap), _tile_starts(w, tw, overlap)
+    to_dev = dict(dtype=torch.float32, device=device)
+    row_w = [torch.as_tensor(v, **to_dev) for v in _axis_weights(row_starts, th, scale, overlap)]
+    col_w = [torch.as_tensor(v, **to_dev) for v in _axis_weights(col_starts, tw, scale, overlap)]
+    patch = _mask_patch(model)
+    phase = estimate_grid_phase(uint2tensor4(rgb).to(device)) if patch else None  # whole-image grid
+
+    out = np.empty((h * scale, w * scale) if gray else (h * scale, w * scale, 3), np.uint8)
+
+    def flush(band: torch.Tensor, top: int) -> None:  # band (3, n, sW) -> out rows [top, top + n)
+        if band.shape[1]:
+            out[top: top + band.shape[1]] = tensor2uint(band.clamp(0, 1).mean(0, keepdim=True) if gray else band)
+
+    band = torch.zeros(3, th * scale, w * scale, **to_dev)  # HR rows [top, top + th s)
+    top = 0
+    for i, r0 in enumerate(row_starts):
+        shift = r0 * scale - top  # HR rows above this tile row are final
+        if shift:
+            flush(band[:, :shift], top)
+            band = torch.cat([band[:, shift:], band.new_zeros(3, shift, w * scale)], dim=1)
+            top += shift
+        for j, c0 in enumerate(col_starts):
+            rows, cols = (r0, r0 + th), (c0, c0 + tw)
+            if patch:
+                z, mask = _tile_mask(rgb, rows, cols, phase, patch, device)
+                _, xs = model(z, steps=steps, mask=mask)
+            else:
+                z = uint2tensor4(rgb[rows[0]:rows[1], cols[0]:cols[1]]).to(device)  # (1, 3, th, tw)
+                _, xs = model(z, steps=steps)
+            x = xs[-1]  # (1, 3, s th, s tw), x_J
+            if tuple(x.shape) != (1, 3, th * scale, tw * scale):
+                raise ValueError(f"the model returned {tuple(x.shape)} for a {th}x{tw} tile at scale {scale}")
+            weight = row_w[i][:, None] * col_w[j][None, :]  # (s th, s tw), sums to 1 over tiles
+            band[:, :, c0 * scale: (c0 + tw) * scale] += x[0].float() * weight
+    flush(band, top)
+    return out
+
+
+def upscale(
+    image: np.ndarray,
+    scale: int,
+    weights: str | os.PathLike | nn.Module | None = None,
+    steps: int | None = None,
+    tile: int | None = None,
+    tile_overlap: int = 16,
+    device: str | torch.device = "auto",
+    window: int | None = None,
+) -> np.ndarray:
+    """Super-resolve a (compressed) LR image by ``scale`` with a trained CISR-PSI model.
+
+    Args:
+        image: uint8 in [0, 255]: HxWx3 RGB, HxW or HxWx1 grey, HxWx4 RGBA or HxWx2 grey + alpha;
+            any H, W >= 1.
+        scale: up-scaling factor s; the model must be made for it.
+        weights: a weights file or training checkpoint (path), an ``nn.Module`` already loaded
+            (called as ``ys, xs = model(z, steps=...)``, with a ``scale`` attribute), or None for
+            the shipped weights of :func:`cisr_lib.pretrained.default_weights`. A path is loaded
+            on every call: for many images load once (``pretrained.load_model``) and pass the module.
+        steps: unfolding steps J (None: the model's own J).
+        tile: LR tile side T (None: the whole image at once, as in the paper). Tiling bounds
+            memory; results differ slightly from the whole image (see the module docstring).
+        tile_overlap: minimum overlap of neighbouring tiles in LR pixels, in [0, T / 2]; each
+            tile's border is faded out over it, so a larger overlap hides more of the border
+            effects (zero padding, a cut search window) at the cost of more tiles.
+        device: "auto" (the given module's device, else CUDA, MPS, CPU), "cpu", "cuda", ...
+        window: search radius of the non-local operator (None: the whole image or tile, O(N^2)
+            time; a radius such as 7 makes large images affordable on the CPU).
+
+    Returns:
+        uint8 array of (s H)x(s W) with the input's channel layout: RGB -> RGB, grey -> grey (the
+        channel mean of the RGB result), alpha -> alpha up-scaled by MATLAB bicubic ``imresize``.
+
+    Raises:
+        TypeError: ``image`` is not a uint8 numpy array.
+        ValueError: bad shape, empty image, bad option, or a module made for another scale.
+        CheckpointError: the weights file is missing, corrupt, foreign or for another scale.
+    """
+    import torch
+
+    from cisr_lib.degradations import imresize
+
+    colour, alpha, gray = _split_channels(image)
+    _check_options(scale, steps, tile, tile_overlap, window)
+    with _prepared_model(weights, scale, device, window) as (model, dev), torch.inference_mode():
+        out = _run_tiles(model, colour, scale, steps, tile, tile_overlap, dev, gray)
+    if gray and image.ndim == 3 and alpha is None:
+        out = out[:, :, None]  # HxWx1 in -> (sH)x(sW)x1 out
+    if alpha is not None:
+        a = imresize(alpha, scale)  # (sH, sW) uint8, MATLAB bicubic
+        out = np.dstack([out, a])
+    return out
+
+
+# The command line: cisr upscale INPUT OUTPUT --scale S
+
+
+def add_upscale_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``cisr upscale`` on the sub-parsers of :func:`cisr_lib.cli.build_parser`.
+
+    Args:
+        subparsers: the object ``ArgumentParser.add_subparsers`` returned.
+
+    Returns:
+        The sub-parser (its handler is ``args.func``).
+    """
+    p = subparsers.add_parser("upscale", help="super-resolve an image or a folder of images with a trained model")
+    p.add_argument("input", help="an image file, or a folder of images")
+    p.add_argument("output", help="the output file (format from its extension), or a folder")
+    p.add_argument("--scale", type=int, required=True, metavar="{2,3,4}", help="up-scaling factor")
+    p.add_argument("--weights", help="weights file or checkpoint (default: the shipped weights for the scale)")
+    p.add_argument("--tile", type=int, default=256,
+                   help="LR tile side for bounded memory (default 256; 0 = the whole image at once)")
+    p.add_argument("--tile-overlap", type=int, default=16, help="overlap of neighbouring tiles in LR pixels")
+    p.add_argument("--steps", type=int, help="unfolding steps J (default: the model's)")
+    p.add_argument("--window", type=int,
+                   help="non-local search radius (default: the whole tile; e.g. 7 for speed on the CPU)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--ext", help="output format when OUTPUT is a folder: .png (default), .webp, .tif, .bmp, .jpg")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.set_defaults(func=_cmd_upscale)
+    return p
+
+
+def _output_suffix(ext: str | None) -> str:
+    from cisr_lib.imageio import WRITE_EXTENSIONS
+
+    suffix = ".png" if ext is None else (ext if ext.startswith(".") else "." + ext).lower()
+    if suffix not in WRITE_EXTENSIONS:
+        raise ValueError(f"unknown output extension {ext!r} (use one of {', '.join(WRITE_EXTENSIONS)})")
+    return suffix
+
+
+def _jobs(src: Path, dst: Path, ext: str | None) -> list[tuple[Path, Path]]:
+    """(input, output) pairs of a run, checked before any work: names, formats, collisions."""
+    from cisr_lib.imageio import ImageReadError, WRITE_EXTENSIONS
+
+    if src.is_dir():
+        if dst.exists() and not dst.is_dir():
+            raise NotADirectoryError(f"{dst} is a file; the input {src} is a folder, so OUTPUT must be a folder")
+        suffix = _output_suffix(ext)
+        files = sorted(p for p in src.iterdir()
+                       if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {src}")
+        jobs = [(p, dst / (p.stem + suffix)) for p in files]
+        seen: dict[Path, Path] = {}
+        for p, q in jobs:
+            if q in seen:
+                raise ValueError(f"{seen[q].name} and {p.name} would both be written to {q}")
+            seen[q] = p
+        return jobs
+    if not src.exists():
+        raise ImageReadError(f"cannot read image {src}: no such file")
+    if dst.is_dir():
+        return [(src, dst / (src.stem + _output_suffix(ext)))]
+    if dst.suffix.lower() not in WRITE_EXTENSIONS:
+        raise ValueError(f"cannot write {dst}: unknown extension {dst.suffix!r} "
+                         f"(use one of {', '.join(WRITE_EXTENSIONS)})")
+    return [(src, dst)]
+
+
+def _read(path: Path) -> tuple[np.ndarray, list[str]]:
+    """An input as the array :func:`upscale` takes (grey, grey + alpha, RGB or RGBA) and its warnings."""
+    from cisr_lib.imageio import read_image_info
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        info = read_image_info(path)
+    colour = info.image[:, :, :1] if info.was_gray else info.image  # HxWx1 or HxWx3
+    arr = colour if info.alpha is None else np.dstack([colour, info.alpha])
+    return arr, [str(w.message) for w in caught]
+
+
+def _write(path: Path, img: np.ndarray, overwrite: bool) -> list[str]:
+    """Write an upscale() result; alpha goes to PNG/WebP/TIFF, other formats drop it (a warning)."""
+    from PIL import Image
+
+    from cisr_lib.imageio import WRITE_EXTENSIONS, _atomic_write_bytes, write_image
+
+    fmt = WRITE_EXTENSIONS[path.suffix.lower()]
+    if img.shape[2] in (1, 3):
+        write_image(path, img, overwrite=overwrite)
+        return []
+    if fmt not in _ALPHA_FORMATS:
+        write_image(path, img[:, :, :-1], overwrite=overwrite)
+        return [f"{path}: {fmt} has no alpha channel; alpha dropped (use .png, .webp or .tif to keep it)"]
+    if not overwrite and path.exists():
+        raise FileExistsError(f"refusing to overwrite {path}: it exists (use --overwrite)")
+    options = {"lossless": True} if fmt == "WEBP" else {}
+    buf = io.BytesIO()  # write_image encodes HxW and HxWx3 only; the atomic write is shared
+    Image.fromarray(np.ascontiguousarray(img)).save(buf, format=fmt, **options)  # LA or RGBA by shape
+    _atomic_write_bytes(path, buf.getvalue(), overwrite)
+    return []
+
+
+def _cmd_upscale(args: argparse.Namespace) -> int:
+    """Handler of ``cisr upscale``: every check runs before the first image is computed."""
+    if args.scale not in (2, 3, 4):
+        raise ValueError(f"--scale must be 2, 3 or 4, got {args.scale}")
+    if args.tile < 0:
+        raise ValueError(f"--tile must be 0 (the whole image) or a positive tile side, got {args.tile}")
+    tile = None if args.tile == 0 else args.tile
+    _check_options(args.scale, args.steps, tile, args.tile_overlap, args.window)
+    jobs = _jobs(Path(args.input), Path(args.output), args.ext)
+    if not args.overwrite:
+        existing = [dst for _, dst in jobs if dst.exists()]
+        if existing:
+            more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+            raise FileExistsError(f"{existing[0]}{more} exists (use --overwrite to replace)")
+    with _prepared_model(args.weights, args.scale, args.device, args.window) as (model, _):
+        notes: list[str] = []
+        first = None
+        for src, _ in jobs:  # decode every input once before computing anything
+            arr, msgs = _read(src)
+            notes += msgs
+            first = arr if first is None else first
+        for msg in dict.fromkeys(notes):
+            print(f"cisr upscale: warning: {msg}", file=sys.stderr)
+        for k, (src, dst) in enumerate(jobs):
+            arr = first if k == 0 else _read(src)[0]
+            out = upscale(arr, args.scale, weights=model, steps=args.steps, tile=tile,
+                          tile_overlap=args.tile_overlap, device=args.device, window=args.window)
+            for msg in _write(dst, out, args.overwrite):
+                print(f"cisr upscale: warning: {msg}", file=sys.stderr)
+            print(f"{src} ({arr.shape[1]}x{arr.shape[0]}) -> {dst} ({out.shape[1]}x{out.shape[0]})")
+    return 0
