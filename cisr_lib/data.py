@@ -52,19 +52,10 @@ from cisr_lib.imageio import (
     read_image_info,
     write_image,
 )
+from cisr_lib import imageio as _imageio, testset as _testset
 from cisr_lib.testset import MANIFEST, BuildReport, TestSample, TestSetError, build_test_set, load_test_set
 
-__all__ = [
-    "ImageReadError",
-    "ImageWriteError",
-    "PrecisionLossWarning",
-    "ImageInfo",
-    "READ_FORMATS",
-    "WRITE_EXTENSIONS",
-    "read_image_info",
-    "read_image",
-    "encode_image",
-    "write_image",
+__all__ = [  # this module's names, then the re-exported public names of imageio and testset
     "EMBEDDED_NAMES",
     "embedded_images",
     "shared_photos",
@@ -73,12 +64,8 @@ __all__ = [
     "PatchSample",
     "PairedPatchDataset",
     "PairedImageDataset",
-    "MANIFEST",
-    "TestSetError",
-    "BuildReport",
-    "TestSample",
-    "build_test_set",
-    "load_test_set",
+    *_imageio.__all__,
+    *_testset.__all__,
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -225,14 +225,6 @@ def _input_hash(smp: TestSample) -> str:
 # Methods.
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _module_sha256(model: nn.Module) -> str:
     """Hash of a module's class, configuration and every tensor of its state dict."""
     import torch
@@ -276,6 +268,8 @@ def method_id(method: MethodSpec, scale: int, window: int | None = None) -> str:
         FileNotFoundError: a weights path that does not exist.
         ValueError: no model for this scale in a dict.
     """
+    from cisr_lib.testset import sha256_file
+
     m = _pick(method, scale)
     if isinstance(m, str) and m == BICUBIC:
         return BICUBIC
@@ -284,7 +278,7 @@ def method_id(method: MethodSpec, scale: int, window: int | None = None) -> str:
     path = Path(m)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
-    return f"weights:{path.stem}:{_file_sha256(path)[:16]}" + ("" if window is None else f":window={window}")
+    return f"weights:{path.stem}:{sha256_file(path)[:16]}" + ("" if window is None else f":window={window}")
 
 
 def _label(method: MethodSpec, scale: int) -> str:

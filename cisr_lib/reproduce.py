@@ -47,20 +47,11 @@ def bicubic_baseline(scale: int = 2) -> list[tuple[str, float, float]]:
         ``[(config_name, mean_psnr_y, mean_ssim_y), ...]`` in ``PAPER_CONFIGS`` order.
     """
     from cisr_lib.data import embedded_images
-    from cisr_lib.degradations import PAPER_CONFIGS, config_name, degrade, imresize
-    from cisr_lib.metrics import psnr, ssim
+    from cisr_lib.degradations import PAPER_CONFIGS
+    from cisr_lib.evaluate import evaluate
 
-    images = embedded_images()
-    rows = []
-    for codec, q in PAPER_CONFIGS:
-        ps, ss = [], []
-        for img in images.values():
-            d = degrade(img, scale, codec, q)
-            up = imresize(d.z, scale)
-            ps.append(psnr(up, d.hr, crop_border=scale))
-            ss.append(ssim(up, d.hr, crop_border=scale))
-        rows.append((config_name(codec, q), sum(ps) / len(ps), sum(ss) / len(ss)))
-    return rows
+    res = evaluate("bicubic", embedded_images(), scales=(scale,), configs=PAPER_CONFIGS)
+    return [(name, m["psnr"], m["ssim"]) for name, m in res["per_config"][str(scale)].items()]
 
 
 def _run_notebooks(notebooks: list[Path], out: Path, params: dict, summary: Path) -> list[tuple[str, str, float]]:

@@ -110,7 +110,8 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -217,7 +218,7 @@ def _verify_files(out: Path, man: _Manifest) -> int:
     for rel, digest in sorted(man.files.items()):
         p = out / rel
         if p.exists():
-            found = _sha256_file(p)
+            found = sha256_file(p)
             if found != digest:
                 raise TestSetError(f"{p} was modified after it was written (SHA-256 {found[:12]}..., "
                                    f"manifest {digest[:12]}...); delete it to have it rebuilt")
@@ -372,7 +373,7 @@ def load_test_set(
 
     def _read(rel: str) -> np.ndarray:
         p = out / rel
-        if verify and p.exists() and _sha256_file(p) != man.files[rel]:
+        if verify and p.exists() and sha256_file(p) != man.files[rel]:
             raise TestSetError(f"{p} was modified after it was written (SHA-256 differs from the manifest)")
         return read_image(p)
 
