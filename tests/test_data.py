@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from cisr_lib import data as D
 from cisr_lib import imageio, testset
@@ -17,24 +16,7 @@ from cisr_lib.data import (
 )
 from cisr_lib.degradations import CODECS, compress, imresize, modcrop, register_codec
 from cisr_lib.imageio import ImageReadError, read_image, write_image
-
-
-def _rgb(h=24, w=40, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-
-
-def _smooth(h=96, w=112, seed=0):
-    """A smooth colour image (compresses like a photo, unlike noise)."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    rng = np.random.default_rng(seed)
-    f = rng.uniform(0.02, 0.15, 3)
-    img = np.stack([128 + 100 * np.sin(f[c] * xx + (c + 1) * 0.03 * yy + c) for c in range(3)], axis=2)
-    return np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
-
-
-def _save(path, arr, **kw):
-    Image.fromarray(arr).save(path, **kw)
-    return path
+from synthetic import rgb_noise, save_pil, smooth  # tests/synthetic.py
 
 
 # Embedded and shared photos.
@@ -57,7 +39,7 @@ def test_embedded_images():
 
 def test_shared_photos_resolution_and_split(tmp_path, monkeypatch):
     for n in (1, 2, 40, 41, 49):
-        _save(tmp_path / f"{n:03d}.png", _rgb(4, 4))
+        save_pil(tmp_path / f"{n:03d}.png", rgb_noise(4, 4))
     (tmp_path / "README.md").write_text("x")
     paths = shared_photos(tmp_path)
     assert [p.name for p in paths] == ["001.png", "002.png", "040.png", "041.png", "049.png"]
@@ -182,7 +164,7 @@ def test_patch_is_the_degradation_of_the_augmented_hr_patch(photos, scale, margi
 
 
 def test_without_room_for_margins_y_is_the_resize_of_x():
-    img = _smooth(96, 130)  # 48x65 LR at x2: exactly one patch high, no margin, no resize pad
+    img = smooth(96, 130)  # 48x65 LR at x2: exactly one patch high, no margin, no resize pad
     smp = PairedPatchDataset([img], 2, configs=[("webp", 30)], seed=4).sample(0)
     assert smp.margin == 0
     assert np.array_equal(smp.y, imresize(smp.x, 0.5))
@@ -224,13 +206,13 @@ def test_margin_jpeg_patch_equals_the_full_image_compression(photos, quality):
 
 
 def test_margin_shrinks_for_small_images_and_too_small_fails():
-    img = _smooth(120, 130)  # 60x65 LR at x2: room for a 48 patch but not for a 16-pixel margin
+    img = smooth(120, 130)  # 60x65 LR at x2: room for a 48 patch but not for a 16-pixel margin
     smp = PairedPatchDataset([img], 2, configs=[("jpeg", 30)]).sample(0)
     assert smp.z.shape == (48, 48, 3) and smp.margin == 0
     assert np.array_equal(smp.z, compress(smp.y, "jpeg", 30))  # margin 0: the bare patch
-    assert PairedPatchDataset([_smooth(192, 192)], 2).sample(0).margin == 16
+    assert PairedPatchDataset([smooth(192, 192)], 2).sample(0).margin == 16
     with pytest.raises(ValueError, match="smaller than one HR patch"):
-        PairedPatchDataset([_smooth(90, 200)], 2)[0]
+        PairedPatchDataset([smooth(90, 200)], 2)[0]
 
 
 def test_paths_are_read_lazily_and_match_arrays(tmp_path, photos):
@@ -280,7 +262,7 @@ def test_patch_dataset_rejects_bad_images():
 
 
 def test_paired_image_dataset_is_degrade_after_modcrop():
-    imgs = {"a": _smooth(101, 125, seed=1), "b": _smooth(64, 70, seed=2)}
+    imgs = {"a": smooth(101, 125, seed=1), "b": smooth(64, 70, seed=2)}
     ds = PairedImageDataset(imgs, 3, "webp", 20)
     assert len(ds) == 2 and ds.names == ["a", "b"]
     z, y, x = ds[0]

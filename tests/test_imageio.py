@@ -19,32 +19,15 @@ from cisr_lib.imageio import (
     read_image_info,
     write_image,
 )
-
-
-def _rgb(h=24, w=40, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-
-
-def _smooth(h=96, w=112, seed=0):
-    """A smooth colour image (compresses like a photo, unlike noise)."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    rng = np.random.default_rng(seed)
-    f = rng.uniform(0.02, 0.15, 3)
-    img = np.stack([128 + 100 * np.sin(f[c] * xx + (c + 1) * 0.03 * yy + c) for c in range(3)], axis=2)
-    return np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
-
-
-def _save(path, arr, **kw):
-    Image.fromarray(arr).save(path, **kw)
-    return path
+from synthetic import rgb_noise, save_pil, smooth  # tests/synthetic.py
 
 
 # Reading: bad inputs.
 
 
 def _bad_file(tmp_path, kind):
-    good_png = _save(tmp_path / "good.png", _rgb())
-    good_jpg = _save(tmp_path / "good.jpg", _rgb(64, 64), quality=90)
+    good_png = save_pil(tmp_path / "good.png", rgb_noise())
+    good_jpg = save_pil(tmp_path / "good.jpg", rgb_noise(64, 64), quality=90)
     if kind == "missing":
         return tmp_path / "missing.png"
     if kind == "empty":
@@ -68,7 +51,7 @@ def _bad_file(tmp_path, kind):
         p.write_text("this is not an image\n")
         return p
     if kind == "unsupported":
-        return _save(tmp_path / "anim.gif", _rgb()[:, :, 0])
+        return save_pil(tmp_path / "anim.gif", rgb_noise()[:, :, 0])
     raise AssertionError(kind)
 
 
@@ -101,8 +84,8 @@ def test_read_image_error_messages_say_what_is_wrong(tmp_path):
 @pytest.mark.parametrize("ext,kw", [(".png", {}), (".bmp", {}), (".tif", {}), (".webp", {"lossless": True}),
                                     (".ppm", {})])
 def test_lossless_formats_read_back_exactly(tmp_path, ext, kw):
-    img = _rgb()
-    path = _save(tmp_path / f"a{ext}", img, **kw)
+    img = rgb_noise()
+    path = save_pil(tmp_path / f"a{ext}", img, **kw)
     out = read_image(path)
     assert out.dtype == np.uint8 and out.shape == (24, 40, 3)
     assert np.array_equal(out, img)
@@ -110,7 +93,7 @@ def test_lossless_formats_read_back_exactly(tmp_path, ext, kw):
 
 @pytest.mark.parametrize("ext,fmt", [(".jpg", "JPEG"), (".avif", "AVIF"), (".jp2", "JPEG2000")])
 def test_lossy_formats_match_pillow_decoder(tmp_path, ext, fmt):
-    img = _smooth(48, 64)
+    img = smooth(48, 64)
     path = tmp_path / f"a{ext}"
     Image.fromarray(img).save(path, format=fmt)
     with Image.open(path) as im:
@@ -121,8 +104,8 @@ def test_lossy_formats_match_pillow_decoder(tmp_path, ext, fmt):
 
 
 def test_gray_is_replicated_or_kept(tmp_path):
-    g = _rgb()[:, :, 0]
-    path = _save(tmp_path / "g.png", g)
+    g = rgb_noise()[:, :, 0]
+    path = save_pil(tmp_path / "g.png", g)
     rgb = read_image(path)
     assert rgb.shape == (24, 40, 3)
     assert all(np.array_equal(rgb[:, :, c], g) for c in range(3))
@@ -130,14 +113,14 @@ def test_gray_is_replicated_or_kept(tmp_path):
     assert kept.shape == (24, 40) and np.array_equal(kept, g)
     info = read_image_info(path)
     assert info.was_gray and info.alpha is None and info.bit_depth == 8
-    colour = read_image(_save(tmp_path / "c.png", _rgb()), gray="keep")
+    colour = read_image(save_pil(tmp_path / "c.png", rgb_noise()), gray="keep")
     assert colour.ndim == 3  # "keep" only changes grayscale files
     with pytest.raises(ValueError, match="gray must be"):
         read_image(path, gray="drop")
 
 
 def test_bilevel_image_is_gray_with_depth_1(tmp_path):
-    bw = (_rgb()[:, :, 0] > 127).astype(np.uint8) * 255
+    bw = (rgb_noise()[:, :, 0] > 127).astype(np.uint8) * 255
     path = tmp_path / "bw.png"
     Image.fromarray(bw).convert("1").save(path)
     info = read_image_info(path)
@@ -146,19 +129,19 @@ def test_bilevel_image_is_gray_with_depth_1(tmp_path):
 
 
 def test_alpha_is_dropped_without_compositing_and_returned(tmp_path):
-    rgba = np.concatenate([_rgb(), _rgb(seed=1)[:, :, :1]], axis=2)
-    info = read_image_info(_save(tmp_path / "a.png", rgba))
+    rgba = np.concatenate([rgb_noise(), rgb_noise(seed=1)[:, :, :1]], axis=2)
+    info = read_image_info(save_pil(tmp_path / "a.png", rgba))
     assert np.array_equal(info.image, rgba[:, :, :3]) and not info.was_gray
     assert np.array_equal(info.alpha, rgba[:, :, 3])
-    la = np.stack([_rgb()[:, :, 0], _rgb(seed=2)[:, :, 0]], axis=2)
-    info = read_image_info(_save(tmp_path / "la.png", la))
+    la = np.stack([rgb_noise()[:, :, 0], rgb_noise(seed=2)[:, :, 0]], axis=2)
+    info = read_image_info(save_pil(tmp_path / "la.png", la))
     assert info.was_gray and np.array_equal(info.image[:, :, 2], la[:, :, 0])
     assert np.array_equal(info.alpha, la[:, :, 1])
     assert read_image(tmp_path / "la.png", gray="keep").shape == (24, 40)
 
 
 def test_palette_images_are_converted(tmp_path):
-    rgb = _smooth(32, 48)
+    rgb = smooth(32, 48)
     pal = Image.fromarray(rgb).quantize(colors=16)
     pal.save(tmp_path / "p.png")
     info = read_image_info(tmp_path / "p.png")
@@ -172,7 +155,7 @@ def test_palette_images_are_converted(tmp_path):
 
 def test_cmyk_jpeg_is_converted_like_pillow(tmp_path):
     path = tmp_path / "cmyk.jpg"
-    Image.fromarray(_smooth(32, 48)).convert("CMYK").save(path, quality=95)
+    Image.fromarray(smooth(32, 48)).convert("CMYK").save(path, quality=95)
     with Image.open(path) as im:
         assert im.mode == "CMYK"
         ref = np.asarray(im.convert("RGB"))
@@ -195,7 +178,7 @@ def test_16bit_gray_png_is_rounded_with_a_warning(tmp_path):
 
 
 @pytest.mark.parametrize("ext", [".png", ".tif"])
-def test_16bit_colour_is_rounded_not_truncated_and_stays_rgb(tmp_path, ext):
+def test_16bit_colour_is_rounded_not_truncated_and_staysrgb_noise(tmp_path, ext):
     rgb16 = np.random.default_rng(1).integers(0, 65536, (20, 30, 3), dtype=np.uint16)
     rgb16[0, 0] = (65535, 0, 200)  # R, G, B: red pixel; 200 rounds up to 1 (Pillow's truncation gives 0)
     path = tmp_path / f"c16{ext}"
@@ -218,7 +201,7 @@ def test_16bit_rgba_png_keeps_alpha(tmp_path):
 
 
 def test_8bit_files_do_not_warn(tmp_path):
-    path = _save(tmp_path / "a.png", _rgb())
+    path = save_pil(tmp_path / "a.png", rgb_noise())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_image(path)
@@ -226,7 +209,7 @@ def test_8bit_files_do_not_warn(tmp_path):
 
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_is_applied_like_pillow(tmp_path, orientation):
-    img = _rgb(12, 20)  # not square: every orientation gives a different array
+    img = rgb_noise(12, 20)  # not square: every orientation gives a different array
     exif = Image.Exif()
     exif[0x0112] = orientation
     path = tmp_path / "o.png"
@@ -244,16 +227,16 @@ def test_exif_orientation_is_applied_like_pillow(tmp_path, orientation):
 
 @pytest.mark.parametrize("ext", [".png", ".bmp", ".tif", ".tiff", ".webp"])
 def test_write_lossless_round_trip(tmp_path, ext):
-    img = _rgb()
+    img = rgb_noise()
     write_image(tmp_path / f"a{ext}", img)
     assert np.array_equal(read_image(tmp_path / f"a{ext}"), img)
 
 
 def test_write_gray_and_jpeg_quality(tmp_path):
-    g = _rgb()[:, :, 0]
+    g = rgb_noise()[:, :, 0]
     write_image(tmp_path / "g.png", g)
     assert read_image_info(tmp_path / "g.png").was_gray
-    img = _smooth()
+    img = smooth()
     write_image(tmp_path / "q95.jpg", img)
     write_image(tmp_path / "q10.jpg", img, quality=10)
     assert (tmp_path / "q10.jpg").stat().st_size < (tmp_path / "q95.jpg").stat().st_size
@@ -266,34 +249,34 @@ def test_write_gray_and_jpeg_quality(tmp_path):
 
 def test_write_refuses_to_overwrite_unless_asked(tmp_path):
     path = tmp_path / "a.png"
-    write_image(path, _rgb(seed=0))
+    write_image(path, rgb_noise(seed=0))
     before = path.read_bytes()
     with pytest.raises(ImageWriteError, match="refusing to overwrite") as err:
-        write_image(path, _rgb(seed=1))
+        write_image(path, rgb_noise(seed=1))
     assert isinstance(err.value, FileExistsError) and str(path) in str(err.value)
     assert path.read_bytes() == before
-    write_image(path, _rgb(seed=1), overwrite=True)
-    assert np.array_equal(read_image(path), _rgb(seed=1))
+    write_image(path, rgb_noise(seed=1), overwrite=True)
+    assert np.array_equal(read_image(path), rgb_noise(seed=1))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]  # no temporary file left
 
 
 def test_write_creates_parents_and_rejects_bad_input(tmp_path):
     path = tmp_path / "x" / "y" / "a.png"
-    assert write_image(path, _rgb()) == path and path.exists()
+    assert write_image(path, rgb_noise()) == path and path.exists()
     with pytest.raises(ValueError, match="unknown extension"):
-        write_image(tmp_path / "a.gif", _rgb())
+        write_image(tmp_path / "a.gif", rgb_noise())
     with pytest.raises(TypeError, match="uint8"):
-        write_image(tmp_path / "f.png", _rgb().astype(np.float32))
+        write_image(tmp_path / "f.png", rgb_noise().astype(np.float32))
     with pytest.raises(ValueError, match="HxW"):
         write_image(tmp_path / "f.png", np.zeros((4, 4, 2), np.uint8))
     with pytest.raises(ValueError, match="quality"):
-        write_image(tmp_path / "f.jpg", _rgb(), quality=0)
+        write_image(tmp_path / "f.jpg", rgb_noise(), quality=0)
     assert not (tmp_path / "f.png").exists() and not (tmp_path / "f.jpg").exists()
 
 
 def test_write_is_atomic_when_the_final_rename_fails(tmp_path, monkeypatch):
     path = tmp_path / "a.png"
-    write_image(path, _rgb(seed=0))
+    write_image(path, rgb_noise(seed=0))
     before = path.read_bytes()
 
     def broken_replace(src, dst):
@@ -301,7 +284,7 @@ def test_write_is_atomic_when_the_final_rename_fails(tmp_path, monkeypatch):
 
     monkeypatch.setattr(I.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk vanished"):
-        write_image(path, _rgb(seed=1), overwrite=True)
+        write_image(path, rgb_noise(seed=1), overwrite=True)
     assert path.read_bytes() == before  # the old file is intact, not half-overwritten
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]  # the temporary file was removed
 
@@ -317,6 +300,6 @@ def test_write_without_overwrite_loses_no_race(tmp_path, monkeypatch):
 
     monkeypatch.setattr(I.os, "link", racing_link)
     with pytest.raises(ImageWriteError):
-        write_image(path, _rgb())
+        write_image(path, rgb_noise())
     assert path.read_bytes() == b"other writer"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]

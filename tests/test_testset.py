@@ -9,15 +9,7 @@ from cisr_lib import testset as T
 from cisr_lib.degradations import compress, decode_bitstream, imresize, modcrop
 from cisr_lib.imageio import read_image, write_image
 from cisr_lib.testset import TestSetError, build_test_set, load_test_set
-
-
-def _smooth(h=96, w=112, seed=0):
-    """A smooth colour image (compresses like a photo, unlike noise)."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    rng = np.random.default_rng(seed)
-    f = rng.uniform(0.02, 0.15, 3)
-    img = np.stack([128 + 100 * np.sin(f[c] * xx + (c + 1) * 0.03 * yy + c) for c in range(3)], axis=2)
-    return np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+from synthetic import smooth  # tests/synthetic.py
 
 
 # The frozen test set.
@@ -27,7 +19,7 @@ CONFIGS = (("jpeg", 10), ("webp", 5))
 
 @pytest.fixture
 def tiny():
-    return {"one": _smooth(50, 62, seed=1), "two": _smooth(48, 57, seed=2)}
+    return {"one": smooth(50, 62, seed=1), "two": smooth(48, 57, seed=2)}
 
 
 def _tree(folder):
@@ -170,4 +162,4 @@ def test_load_test_set_errors(tmp_path, tiny):
 
 def test_build_test_set_rejects_bad_names(tmp_path):
     with pytest.raises(ValueError, match="safe file name"):
-        build_test_set({"../evil": _smooth(32, 32)}, tmp_path / "ts", scales=(2,), configs=CONFIGS[:1])
+        build_test_set({"../evil": smooth(32, 32)}, tmp_path / "ts", scales=(2,), configs=CONFIGS[:1])
