@@ -38,11 +38,11 @@ from torch import nn
 
 from cisr_lib.degradations import imresize_torch
 from cisr_lib.models.backbone import Backbone, conv3x3
-from cisr_lib.models.blocking import blocking_mask
 from cisr_lib.models.combine import LongSkip
-from cisr_lib.models.nonlocal_op import DEFAULT_CHUNK_ELEMS, NonLocal
+from cisr_lib.models.nonlocal_op import DEFAULT_CHUNK_ELEMS
+from cisr_lib.models.streams import NONLOCAL_MODES, StreamModule
 
-NONLOCAL_MODES = ("learned", "traditional", "none")
+__all__ = ["ARM", "NONLOCAL_MODES", "registered_offset", "space_to_depth", "split_copies"]
 
 
 def registered_offset(scale: int) -> int:
@@ -71,7 +71,7 @@ def split_copies(x: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tenso
     return copies[:, k], others.flatten(1, 2)
 
 
-class ARM(nn.Module):
+class ARM(StreamModule):
     """Artifact reduction module P(x, z), eq. (7).
 
     Args:
@@ -111,34 +111,12 @@ class ARM(nn.Module):
         aux_mode: str = "space_to_depth",
         freeze_nonlocal: bool = False,
     ):
-        super().__init__()
-        if not (use_input or use_aux):
-            raise ValueError("ARM needs at least one of its two inputs")
-        if nonlocal_mode not in NONLOCAL_MODES:
-            raise ValueError(f"nonlocal_mode must be one of {NONLOCAL_MODES}, got {nonlocal_mode!r}")
+        super().__init__("ARM", use_input, use_aux, nonlocal_mode, patch, nl_hidden, window, aggregate,
+                         chunk_elems, freeze_nonlocal)
         if aux_mode not in ("space_to_depth", "bicubic"):
             raise ValueError(f"aux_mode must be 'space_to_depth' or 'bicubic', got {aux_mode!r}")
         self.scale = scale
-        self.patch = patch
-        self.use_input = use_input
-        self.use_aux = use_aux
         self.aux_mode = aux_mode
-        self.use_nonlocal = use_aux and nonlocal_mode != "none"
-        self.nonlocal_op = None
-        if self.use_nonlocal:
-            self.nonlocal_op = NonLocal(
-                channels=3,
-                patch=patch,
-                hidden=nl_hidden,
-                traditional=nonlocal_mode == "traditional",
-                window=window,
-                aggregate=aggregate,
-                chunk_elems=chunk_elems,
-                frozen=freeze_nonlocal,
-            )
-        self.images = tuple(
-            name for name, on in (("z", use_input), ("g", use_aux), ("u", self.use_nonlocal)) if on
-        )
         n_copies = 3 * (scale * scale - 1) if use_aux else 0
         if use_aux and aux_mode == "bicubic":
             n_copies = 3 * scale * scale
@@ -176,24 +154,12 @@ class ARM(nn.Module):
         Returns:
             y: (B, 3, H, W), or (y, extras).
         """
-        imgs: dict[str, torch.Tensor] = {}
-        feats = []
-        if self.use_input:
-            imgs["z"] = z
+        g = copies = None
         if self.use_aux:
             lr_size = (x.shape[2] // self.scale, x.shape[3] // self.scale)
-            g, copies = self.aux_streams(x, lr_size)
-            imgs["g"] = g
-            if self.use_nonlocal:
-                if self.use_input:
-                    if mask is None:
-                        mask = blocking_mask(z, self.patch)
-                    imgs["u"] = self.nonlocal_op(z, g, mask)  # (9) u = sum_n w(m,n) z(n), w from g
-                else:
-                    imgs["u"] = self.nonlocal_op(g, g, None)  # w/o I-CI: self-similarity of g
-        feats = [imgs[k] for k in self.images]
-        if self.use_aux:
-            feats.append(copies)
+            g, copies = self.aux_streams(x, lr_size)  # g = x_k, the registered copy
+        imgs = self.streams(z, g, mask)  # z, g, u = NL(z; g, d(z))
+        feats = [imgs[k] for k in self.images] + ([copies] if self.use_aux else [])
         f = torch.cat(feats, dim=1)  # (B, 3*|images| + copies, H, W)
         r = self.tail(self.body(self.head(f)))  # (B, 3, H, W)
         v, t = self.skip(imgs)  # (11) v = t1*z + t2*g + t3*u

@@ -26,11 +26,11 @@ from torch import nn
 
 from cisr_lib.degradations import imresize_torch
 from cisr_lib.models.backbone import Backbone, conv3x3
-from cisr_lib.models.blocking import blocking_mask
 from cisr_lib.models.combine import LongSkip
-from cisr_lib.models.nonlocal_op import DEFAULT_CHUNK_ELEMS, NonLocal
+from cisr_lib.models.nonlocal_op import DEFAULT_CHUNK_ELEMS
+from cisr_lib.models.streams import NONLOCAL_MODES, StreamModule
 
-NONLOCAL_MODES = ("learned", "traditional", "none")
+__all__ = ["REM", "NONLOCAL_MODES", "Upsampler"]
 
 
 class Upsampler(nn.Sequential):
@@ -56,7 +56,7 @@ class Upsampler(nn.Sequential):
         super().__init__(*layers)
 
 
-class REM(nn.Module):
+class REM(StreamModule):
     """Resolution enhancement module R(y, z), eq. (8).
 
     Args:
@@ -92,31 +92,9 @@ class REM(nn.Module):
         chunk_elems: int = DEFAULT_CHUNK_ELEMS,
         freeze_nonlocal: bool = False,
     ):
-        super().__init__()
-        if not (use_input or use_aux):
-            raise ValueError("REM needs at least one of its two inputs")
-        if nonlocal_mode not in NONLOCAL_MODES:
-            raise ValueError(f"nonlocal_mode must be one of {NONLOCAL_MODES}, got {nonlocal_mode!r}")
+        super().__init__("REM", use_input, use_aux, nonlocal_mode, patch, nl_hidden, window, aggregate,
+                         chunk_elems, freeze_nonlocal)
         self.scale = scale
-        self.patch = patch
-        self.use_input = use_input
-        self.use_aux = use_aux
-        self.use_nonlocal = use_aux and nonlocal_mode != "none"
-        self.nonlocal_op = None
-        if self.use_nonlocal:
-            self.nonlocal_op = NonLocal(
-                channels=3,
-                patch=patch,
-                hidden=nl_hidden,
-                traditional=nonlocal_mode == "traditional",
-                window=window,
-                aggregate=aggregate,
-                chunk_elems=chunk_elems,
-                frozen=freeze_nonlocal,
-            )
-        self.images = tuple(
-            name for name, on in (("z", use_input), ("g", use_aux), ("u", self.use_nonlocal)) if on
-        )
         self.head = conv3x3(3 * len(self.images), n_feats)
         self.body = Backbone(n_feats, n_groups, n_blocks, reduction)
         self.upsample = Upsampler(scale, n_feats)
@@ -141,18 +119,7 @@ class REM(nn.Module):
         Returns:
             x: (B, 3, sH, sW), or (x, extras).
         """
-        imgs: dict[str, torch.Tensor] = {}
-        if self.use_input:
-            imgs["z"] = z
-        if self.use_aux:
-            imgs["g"] = y  # g = y in Module II
-            if self.use_nonlocal:
-                if self.use_input:
-                    if mask is None:
-                        mask = blocking_mask(z, self.patch)
-                    imgs["u"] = self.nonlocal_op(z, y, mask)  # (9) u = sum_n w(m,n) z(n), w from y
-                else:
-                    imgs["u"] = self.nonlocal_op(y, y, None)  # w/o II-CI: self-similarity of y
+        imgs = self.streams(z, y, mask)  # z, g = y, u = NL(z; y, d(z))
         f = torch.cat([imgs[k] for k in self.images], dim=1)  # (B, 3*|images|, H, W)
         r = self.tail(self.upsample(self.body(self.head(f))))  # (B, 3, sH, sW)
         v, t = self.skip(imgs)  # (11) v = t1*z + t2*g + t3*u at LR
