@@ -13,11 +13,15 @@ GPU    ?= 0
 
 install: $(STAMP)
 
-# torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+# torch is installed first and pinned, so nothing later pulls another build. Where the machine holds
+# a local CPU wheel (this project's CI) that is what pip takes; elsewhere on Linux PyPI's torch is
+# the CUDA build: `make test TORCH_INDEX=https://download.pytorch.org/whl/cpu` takes the CPU one.
+TORCH_INDEX ?=
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 	$(BIN)/python -m pip install -q -e ".[notebooks,test]"
 	touch $(STAMP)
 

@@ -17,8 +17,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from cisr_lib.checkpoint import CheckpointError
     from cisr_lib.imageio import ImageReadError, ImageWriteError
 
-    return (ImageReadError, ImageWriteError, CheckpointError, FileNotFoundError, FileExistsError,
-            NotADirectoryError, IsADirectoryError, ValueError)
+    return (ImageReadError, ImageWriteError, CheckpointError, OSError, ValueError)  # OSError: paths, permissions
 
 
 def _cmd_degrade(args: argparse.Namespace) -> int:
@@ -55,12 +54,13 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     img, ref = read_image(args.image), read_image(args.reference)
     if img.shape != ref.shape:
         raise ValueError(f"shapes differ: {args.image} is {img.shape}, {args.reference} is {ref.shape}")
-    c = args.crop
+    c = args.scale if args.crop is None else args.crop  # the paper crops `scale` pixels
+    block = 8 * args.scale  # the LR 8x8 coding grid seen at HR (as cisr_lib.metrics.evaluate_pair)
     print(f"PSNR-Y   {psnr(img, ref, crop_border=c):.4f} dB")
     print(f"SSIM-Y   {ssim(img, ref, crop_border=c):.5f}")
-    print(f"PSNR-B-Y {psnr_b(img, ref, crop_border=c):.4f} dB")
+    print(f"PSNR-B-Y {psnr_b(img, ref, crop_border=c, block=block):.4f} dB (block {block})")
     if not args.no_ifc:
-        print(f"IFC      {ifc(img, ref):.4f}")
+        print(f"IFC      {ifc(img, ref, crop_border=c):.4f}")
     return 0
 
 
@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("metrics", help="PSNR-Y, SSIM-Y, PSNR-B and IFC of an image against a reference")
     p.add_argument("image")
     p.add_argument("reference")
-    p.add_argument("--crop", type=int, default=0, help="pixels cropped from each border (the paper: the scale)")
+    p.add_argument("--scale", type=int, default=1, help="up-scaling factor of IMAGE: sets the crop and "
+                   "the PSNR-B block (8 x scale), as `cisr eval` does (default 1: an LR image)")
+    p.add_argument("--crop", type=int, default=None, help="pixels cropped from each border (default: the scale)")
     p.add_argument("--no-ifc", action="store_true", help="skip IFC (the slowest metric)")
     p.set_defaults(func=_cmd_metrics)
 

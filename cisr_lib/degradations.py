@@ -516,15 +516,15 @@ def _jpeg(img: np.ndarray, quality: int, rng: np.random.Generator | None) -> tup
 @register_codec(
     "webp",
     ext=".webp",
-    quality_range=(1, 100),
+    quality_range=(0, 100),
     description="lossy WebP via OpenCV imencode (libwebp default config, VP8 4:2:0); decoded by "
-    "cv2.imdecode. OpenCV maps quality < 1 to 1 (with a warning) and > 100 to lossless, so only "
-    "1-100 is accepted",
+    "cv2.imdecode. Quality 0 is encoded as 1, which is what OpenCV does with 0 (same bytes, without "
+    "its warning); above 100 OpenCV switches to lossless, so 100 is the top",
     decode=_cv2_decode_rgb,
     sniff=lambda b: b[:4] == b"RIFF" and b[8:12] == b"WEBP",
 )
 def _webp(img: np.ndarray, quality: int, rng: np.random.Generator | None) -> tuple[np.ndarray, bytes]:
-    data = _cv2_encode(img, ".webp", [cv2.IMWRITE_WEBP_QUALITY, quality])
+    data = _cv2_encode(img, ".webp", [cv2.IMWRITE_WEBP_QUALITY, max(quality, 1)])  # OpenCV: 0 acts as 1
     return _cv2_decode_rgb(data), data
 
 

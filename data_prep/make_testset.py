@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out) if args.out else data_root() / "testsets" / name
         t0 = time.perf_counter()
         rep = build_test_set(images, out, scales=args.scales, configs=configs, progress=not args.quiet)
-    except (FileNotFoundError, ImageReadError, TestSetError, ValueError) as exc:
+    except (OSError, ImageReadError, TestSetError, ValueError) as exc:
         print(f"make_testset: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     print(f"{out}: {rep.written} files written, {rep.verified} verified ({time.perf_counter() - t0:.1f} s)")

@@ -87,6 +87,30 @@ def test_metrics_command(tmp_path, photo, capsys):
     assert "shapes differ" in _one_error_line(capsys)
 
 
+def test_metrics_with_scale_matches_the_evaluator(tmp_path, capsys):
+    from cisr_lib.metrics import evaluate_pair
+    from synthetic import smooth
+
+    hr = smooth(96, 96)
+    sr = imresize(compress(imresize(hr, 1 / 2), "jpeg", 20), 2)
+    write_image(tmp_path / "sr.png", sr)
+    write_image(tmp_path / "hr.png", hr)
+    assert main(["metrics", str(tmp_path / "sr.png"), str(tmp_path / "hr.png"), "--scale", "2"]) == 0
+    printed = {ln.split()[0]: float(ln.split()[1]) for ln in capsys.readouterr().out.splitlines()}
+    ref = evaluate_pair(sr, hr, 2)
+    assert printed["PSNR-Y"] == pytest.approx(ref["psnr"], abs=1e-4)
+    assert printed["PSNR-B-Y"] == pytest.approx(ref["psnr_b"], abs=1e-4)
+    assert printed["IFC"] == pytest.approx(ref["ifc"], abs=1e-4)
+
+
+def test_unwritable_output_is_one_line(tmp_path, photo, capsys):
+    path, _ = photo
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["degrade", str(path), str(blocker / "out")]) == 2
+    _one_error_line(capsys)
+
+
 def test_console_script_runs_as_a_module(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "cisr_lib.cli", "metrics", str(tmp_path / "a.png"),
                            str(tmp_path / "b.png")], capture_output=True, text=True)

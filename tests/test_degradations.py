@@ -453,7 +453,8 @@ def test_codec_metadata_and_magic(lr256):
 
 
 def test_webp_quality_edges_in_opencv(lr256):
-    # Why webp accepts 1-100 only: OpenCV maps quality 0 to 1 (same bytes) and > 100 to lossless.
+    # Why webp quality 0 is encoded as 1 and 100 is the top: OpenCV maps 0 to 1 (same bytes) and
+    # anything above 100 to lossless.
     bgr = np.ascontiguousarray(lr256[:64, :64, ::-1])  # RGB -> BGR
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # silence the expected warning
@@ -465,7 +466,8 @@ def test_webp_quality_edges_in_opencv(lr256):
     assert q0.tobytes() == q1.tobytes()
     q101 = cv2.imencode(".webp", bgr, [cv2.IMWRITE_WEBP_QUALITY, 101])[1]
     assert np.array_equal(cv2.imdecode(q101, cv2.IMREAD_COLOR), bgr)
-    assert CODECS["webp"].quality_range == (1, 100)
+    assert CODECS["webp"].quality_range == (0, 100)
+    assert np.array_equal(compress(lr256[:64, :64], "webp", 0), compress(lr256[:64, :64], "webp", 1))
 
 
 def test_jpeg2000_quality_is_target_psnr(lr256):
@@ -520,7 +522,7 @@ def test_codec_input_errors(lr256):
         (img, "png", 10, "unknown codec"),
         (img, "jpeg", 0, r"\[1, 100\]"),
         (img, "jpeg", 101, r"\[1, 100\]"),
-        (img, "webp", 0, r"\[1, 100\]"),
+        (img, "webp", 101, r"\[0, 100\]"),
         (img, "jpeg", 10.0, "integer"),
         (img, "jpeg", True, "integer"),
         (img.astype(np.float32), "jpeg", 10, "uint8"),
