@@ -318,12 +318,13 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
         torch.set_num_threads(cfg.threads)
     amp = cfg.amp and device.type == "cuda"
     main_proc = rank == 0
-    if main_proc:
-        out.mkdir(parents=True, exist_ok=True)
 
     seed_everything(cfg.seed)
     model = build_model(cfg.model, cfg.scale, variant=cfg.variant, ablation=cfg.ablation or None,
                         skip=cfg.skip, **cfg.overrides).to(device)
+    train_imgs, val_imgs = training_images(cfg)  # bad names and missing data fail before OUT is made
+    if main_proc:
+        out.mkdir(parents=True, exist_ok=True)
     mcfg = model.config
     rho, gamma = mcfg["rho"], mcfg["gamma"]
     params = [p for p in model.parameters() if p.requires_grad]
@@ -350,7 +351,6 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
     elif main_proc:
         _truncate_log(out / "log.jsonl", 0)  # a run killed before its first checkpoint starts over
 
-    train_imgs, val_imgs = training_images(cfg)
     dataset = PairedPatchDataset(train_imgs, cfg.scale, cfg.configs, lr_patch=cfg.lr_patch, augment=True,
                                  seed=cfg.seed, length=10**12, cache=True)
     validator = Validator(val_imgs, cfg.scale, cfg.configs, cfg.val_crop) if (main_proc and val_imgs) else None

@@ -88,6 +88,14 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, monkeypatch):
     assert steps == [1, 2, 3, 4, 5, 6]  # no step logged twice
 
 
+def test_bad_arguments_leave_no_run_folder(tmp_path):
+    with pytest.raises(ValueError, match="unknown config"):
+        tr.train(_cfg(model="nano"), tmp_path / "a", progress=False)
+    with pytest.raises(FileNotFoundError):
+        tr.train(_cfg(data=str(tmp_path / "no_such_folder")), tmp_path / "b", progress=False)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_resume_refuses_another_configuration_and_no_resume_refuses_to_overwrite(tmp_path):
     tr.train(_cfg(max_steps=2), tmp_path / "run", progress=False)
     with pytest.raises(CheckpointError, match="another configuration"):
