@@ -31,6 +31,7 @@ Interpretation choices (documented in docs/model.md):
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -184,6 +185,25 @@ def _tile_size(radius: int, chunk_elems: int, hh: int, ww: int) -> int:
     return max(1, min(t, max(hh, ww)))
 
 
+@functools.lru_cache(maxsize=64)
+def _window_geometry(th: int, tw: int, up: int, down: int, left: int, right: int, radius: int,
+                     device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which candidates of a tile's search area lie in each query's window, and which is the query.
+
+    A tile of th x tw queries searches rows -up .. down-1 and columns -left .. right-1 relative to
+    its corner; only these sizes matter, so the masks are cached (most tiles share them).
+
+    Returns:
+        in_window, is_self: bool (Q, M) with Q = th * tw and M = (up + down) * (left + right).
+    """
+    qi, qj = torch.meshgrid(torch.arange(th, device=device), torch.arange(tw, device=device), indexing="ij")
+    ci, cj = torch.meshgrid(torch.arange(-up, down, device=device), torch.arange(-left, right, device=device),
+                            indexing="ij")
+    di = qi.reshape(-1, 1) - ci.reshape(1, -1)  # (Q, M)
+    dj = qj.reshape(-1, 1) - cj.reshape(1, -1)
+    return (di.abs() <= radius) & (dj.abs() <= radius), (di == 0) & (dj == 0)
+
+
 def _windowed(q_aug, c_aug, admissible, vals, hh, ww, radius, chunk_elems, use_checkpoint):
     """Windowed search on 2-D query tiles; returns (B, V, N) like the global path."""
     b, k1, _ = q_aug.shape
@@ -201,17 +221,9 @@ def _windowed(q_aug, c_aug, admissible, vals, hh, ww, radius, chunk_elems, use_c
         for j0 in range(0, ww, t):
             j1 = min(ww, j0 + t)
             b0, b1 = max(0, j0 - radius), min(ww, j1 + radius)
-            qi, qj = torch.meshgrid(
-                torch.arange(i0, i1, device=dev), torch.arange(j0, j1, device=dev), indexing="ij"
-            )
-            ci, cj = torch.meshgrid(
-                torch.arange(a0, a1, device=dev), torch.arange(b0, b1, device=dev), indexing="ij"
-            )
-            di = qi.reshape(-1, 1) - ci.reshape(1, -1)  # (Q, M)
-            dj = qj.reshape(-1, 1) - cj.reshape(1, -1)
-            in_window = (di.abs() <= radius) & (dj.abs() <= radius)
+            in_window, is_self = _window_geometry(i1 - i0, j1 - j0, i0 - a0, a1 - i0, j0 - b0, b1 - j0, radius, dev)
             valid = in_window[None] & ad4[:, a0:a1, b0:b1].reshape(b, 1, -1)  # (B, Q, M)
-            is_self = ((di == 0) & (dj == 0))[None]  # (1, Q, M)
+            is_self = is_self[None]  # (1, Q, M)
             valid = valid | (is_self & ~valid.any(dim=2, keepdim=True))  # no candidate: u(m) = z(m)
             est = _run(
                 _softmax_rows,
