@@ -92,7 +92,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         val_crop=args.val_crop, unfolding=args.unfolding, data=args.data, val_data=args.val_data,
         configs=tuple(parse_config(c) for c in args.configs) if args.configs else PAPER_CONFIGS,
         grad_clip=args.grad_clip, device=args.device, amp=not args.no_amp, compile=args.compile,
-        num_workers=args.workers, threads=args.threads, seed=args.seed, ckpt_every=args.ckpt_every)
+        num_workers=args.workers, threads=args.threads, seed=args.seed, ckpt_every=args.ckpt_every,
+        init=args.init)
     res = train(cfg, args.out, resume=not args.no_resume, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(res))
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ckpt-every", type=int, default=200)
+    p.add_argument("--init", metavar="WEIGHTS", help="start from these weights (tensors of matching name and shape)")
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)

@@ -109,6 +109,42 @@ def load_model(path: str | os.PathLike, scale: int | None = None, device: str | 
     return model.to(device).eval()
 
 
+def _state_dict_of(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    st = load_checkpoint(path)
+    if st.get("format") == FORMAT:
+        return st["state_dict"]
+    if "model" in st and "model_config" in st:
+        return st["model"]
+    raise CheckpointError(f"{path} is not a weights file or checkpoint of this project")
+
+
+def load_matching(model: nn.Module, path: str | os.PathLike, min_fraction: float = 0.5) -> dict[str, list[str]]:
+    """Initialise ``model`` from a weights file or checkpoint, tensor by tensor, where names and shapes match.
+
+    This is how a model for one scale (or a new codec) starts from another's weights: for ``micro``
+    only the ARM head (``s^2`` input channels) and the REM up-sampler differ between x2, x3 and x4.
+
+    Args:
+        model: the model to initialise (modified in place).
+        path: weights file from :func:`export_weights`, or a run's ``best.pt`` / ``last.pt``.
+        min_fraction: refuse (``CheckpointError``) when fewer than this fraction of the model's
+            parameters would be loaded: the file is then for another architecture.
+
+    Returns:
+        ``{"loaded": [...], "skipped": [...]}``: the parameter names taken from the file, and those
+        left at their initialisation (absent from the file or of another shape).
+    """
+    sd = _state_dict_of(path)
+    own = model.state_dict()
+    take = {k: v.to(own[k].dtype) for k, v in sd.items() if k in own and v.shape == own[k].shape}
+    n_all = sum(v.numel() for v in own.values())
+    if sum(v.numel() for v in take.values()) < min_fraction * n_all:
+        raise CheckpointError(f"{path} matches too little of this model ({len(take)} of {len(own)} tensors); "
+                              "it was made for another architecture")
+    model.load_state_dict(take, strict=False)
+    return {"loaded": sorted(take), "skipped": sorted(set(own) - set(take))}
+
+
 def default_weights(scale: int) -> Path:
     """The shipped weights used when none are given: ``micro`` if shipped for the scale, else ``tiny``."""
     for name in ("micro", "tiny"):

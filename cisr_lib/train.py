@@ -43,6 +43,7 @@ from cisr_lib.degradations import PAPER_CONFIGS, config_name, degrade, imresize,
 from cisr_lib.metrics import psnr
 from cisr_lib.models import build_model
 from cisr_lib.models.psi import unfolded_loss
+from cisr_lib.pretrained import load_matching
 
 # Presets. "paper" is Sec. IV-A; "cpu" was chosen by measurement on 2 CPU cores (see README:
 # Training); "ci" only checks that the machinery runs.
@@ -88,6 +89,8 @@ class TrainConfig:
         threads: torch CPU threads (None: leave torch's default).
         seed: seeds model initialisation and data.
         ckpt_every: write ``last.pt`` every this many steps.
+        init: weights file or checkpoint to start from (fine-tuning, or another scale's model):
+            tensors whose names and shapes match are loaded, the rest keep their initialisation.
     """
 
     model: str = "micro"
@@ -120,6 +123,7 @@ class TrainConfig:
     threads: int | None = None
     seed: int = 0
     ckpt_every: int = 200
+    init: str | None = None
 
     def resolved(self) -> "TrainConfig":
         """A copy with the preset's values filled in and every field checked."""
@@ -286,6 +290,18 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)  # DistributedDataParallel
 
 
+# Options a resumed run may change: budgets, and how the work is spread over threads and workers.
+RESUME_FREE = ("max_steps", "max_minutes", "threads", "num_workers", "val_every", "patience", "ckpt_every")
+
+
+def _differs(old: dict, new: dict) -> list[str]:
+    """Options (other than :data:`RESUME_FREE`) on which a checkpoint's configuration and ``new`` differ.
+
+    An option the checkpoint predates counts as its default value."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    return [k for k in set(old) | set(new) if k not in RESUME_FREE and old.get(k, defaults.get(k)) != new.get(k)]
+
+
 def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progress: bool = True) -> dict:
     """Train a model; returns a summary dict (steps, best validation, paths).
 
@@ -321,7 +337,14 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
 
     seed_everything(cfg.seed)
     model = build_model(cfg.model, cfg.scale, variant=cfg.variant, ablation=cfg.ablation or None,
-                        skip=cfg.skip, **cfg.overrides).to(device)
+                        skip=cfg.skip, **cfg.overrides)
+    if cfg.init:
+        init_report = load_matching(model, cfg.init)
+        if main_proc and init_report["skipped"]:
+            print(f"init from {cfg.init}: {len(init_report['loaded'])} tensors loaded, "
+                  f"{len(init_report['skipped'])} left at their initialisation: {', '.join(init_report['skipped'])}",
+                  file=sys.stderr)
+    model = model.to(device)
     train_imgs, val_imgs = training_images(cfg)  # bad names and missing data fail before OUT is made
     if main_proc:
         out.mkdir(parents=True, exist_ok=True)
@@ -337,9 +360,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
         raise FileExistsError(f"{out} already holds a run; resume it, or choose another output folder")
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path, map_location="cpu")  # RNG states must stay on the CPU
-        if ck.get("train_config") != cfg.to_dict() | {"max_steps": ck["train_config"]["max_steps"],
-                                                       "max_minutes": ck["train_config"]["max_minutes"]}:
-            raise CheckpointError(f"{ckpt_path} was written by a run with another configuration; "
+        diff = _differs(ck.get("train_config", {}), cfg.to_dict())
+        if diff:
+            raise CheckpointError(f"{ckpt_path} was written by a run with other options ({', '.join(sorted(diff))}); "
                                   "use another output folder or --no-resume")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])

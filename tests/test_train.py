@@ -98,8 +98,10 @@ def test_bad_arguments_leave_no_run_folder(tmp_path):
 
 def test_resume_refuses_another_configuration_and_no_resume_refuses_to_overwrite(tmp_path):
     tr.train(_cfg(max_steps=2), tmp_path / "run", progress=False)
-    with pytest.raises(CheckpointError, match="another configuration"):
+    with pytest.raises(CheckpointError, match=r"other options \(lr\)"):
         tr.train(_cfg(max_steps=2, lr=1e-2), tmp_path / "run", progress=False)
+    res = tr.train(_cfg(max_steps=3, threads=2, val_every=1), tmp_path / "run", progress=False)  # budgets may change
+    assert res["steps"] == 3
     with pytest.raises(FileExistsError):
         tr.train(_cfg(max_steps=2), tmp_path / "run", resume=False, progress=False)
 
@@ -112,6 +114,31 @@ def test_truncated_unfolding_takes_one_optimizer_step_per_unfolding_step(tmp_pat
     assert float(opt_t[0]["step"]) == 3 * SMALL["steps"] and float(opt_e[0]["step"]) == 3
     a, b = _weights(tmp_path / "t" / "last.pt"), _weights(tmp_path / "e" / "last.pt")
     assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_older_than_an_option_resumes_with_its_default():
+    old = _cfg().to_dict()
+    del old["init"]
+    assert tr._differs(old, _cfg().to_dict()) == []
+    assert tr._differs(old, _cfg(init="w.pt").to_dict()) == ["init"]
+
+
+def test_init_from_another_scale_loads_every_tensor_of_matching_shape(tmp_path):
+    from cisr_lib.models import build_model
+    from cisr_lib.pretrained import load_matching
+
+    tr.train(_cfg(max_steps=2), tmp_path / "x2", progress=False)
+    src = _weights(tmp_path / "x2" / "best.pt")
+    model = build_model("micro", 3, **SMALL)
+    rep = load_matching(model, tmp_path / "x2" / "best.pt")
+    sd = model.state_dict()
+    assert set(rep["skipped"]) == {k for k in sd if k not in src or src[k].shape != sd[k].shape}
+    assert "arm.head.weight" in rep["skipped"] and len(rep["loaded"]) > 10 * len(rep["skipped"])
+    assert all(torch.equal(sd[k], src[k]) for k in rep["loaded"])
+    with pytest.raises(CheckpointError, match="another architecture"):
+        load_matching(build_model("micro", 2), tmp_path / "x2" / "best.pt")  # 32 channels, not 8
+    res = tr.train(_cfg(scale=3, max_steps=1, init=str(tmp_path / "x2" / "best.pt")), tmp_path / "x3", progress=False)
+    assert res["steps"] == 1
 
 
 def test_export_and_load_weights(tmp_path):
