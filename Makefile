@@ -25,11 +25,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[notebooks,test]"
 	touch $(STAMP)
 
-# nbval executes the notebooks as well, once there are any.
+# The notebooks run in CI as copies with the small CI parameters of notebooks/params_ci.yaml
+# (papermill prepare_only), executed and checked by nbval in the same pytest run as the tests.
 NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
+NBCI      := runs/nbci
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests $(if $(NOTEBOOKS),--nbval-lax --nbval-current-env $(NOTEBOOKS),)
+	rm -rf $(NBCI)
+	$(if $(NOTEBOOKS),$(BIN)/python -m cisr_lib.nbtools prepare-ci --out $(NBCI),)
+	$(BIN)/python -m pytest tests $(if $(NOTEBOOKS),--nbval-lax --nbval-current-env \
+		--nbval-sanitize-with notebooks/nbval_sanitize.cfg $(NBCI),)
 
 reproduce: $(STAMP)
 	$(BIN)/python -m cisr_lib.reproduce --out runs $(if $(filter 1,$(GPU)),--gpu,)

@@ -57,6 +57,8 @@ def bicubic_baseline(scale: int = 2) -> list[tuple[str, float, float]]:
 def _run_notebooks(notebooks: list[Path], out: Path, params: dict, summary: Path) -> list[tuple[str, str, float]]:
     import papermill as pm
 
+    from cisr_lib.nbtools import params_for
+
     results = []
     for nb in notebooks:
         os.environ["CISR_SUMMARY"] = str(summary.resolve())
@@ -64,7 +66,7 @@ def _run_notebooks(notebooks: list[Path], out: Path, params: dict, summary: Path
         t0 = time.perf_counter()
         status = "ok"
         try:
-            pm.execute_notebook(str(nb), str(out / nb.name), parameters=params.get(nb.stem, params.get("*", {})),
+            pm.execute_notebook(str(nb), str(out / nb.name), parameters=params_for(params, nb.stem),
                                 cwd=str(nb.parent), progress_bar=False, kernel_name="python3")
         except Exception as exc:  # papermill raises PapermillExecutionError with the cell's error
             status = f"FAILED: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -85,18 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     summary_json = out / "summary.json"
     if summary_json.exists():
         summary_json.unlink()
-    notebooks = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    from cisr_lib.nbtools import load_params, notebooks as course
+
+    notebooks = course()
     if args.only:
         notebooks = [n for n in notebooks if any(n.stem.startswith(o) for o in args.only)]
     params: dict = {}
     if args.gpu:
-        import yaml
-
         pfile = REPO / "notebooks" / "params_gpu.yaml"
         if not pfile.exists():
             print(f"error: --gpu needs {pfile.relative_to(REPO)}", file=sys.stderr)
             return 2
-        params = yaml.safe_load(pfile.read_text()) or {}
+        params = load_params(pfile)
 
     results = _run_notebooks(notebooks, out, params, summary_json) if notebooks else []
     recorded = json.loads(summary_json.read_text()) if summary_json.exists() else {}

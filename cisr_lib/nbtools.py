@@ -1,0 +1,272 @@
+"""Notebook machinery: run the course notebooks in place, normalise them, and prepare CI copies.
+
+The notebooks in ``notebooks/NN_*.ipynb`` are committed *with* the outputs of a real run of their
+default parameters. This module is how those outputs are made and checked::
+
+    python -m cisr_lib.nbtools execute notebooks/03_data_pipeline.ipynb   # run in place, then normalise
+    python -m cisr_lib.nbtools check                                       # every notebook normalised?
+    python -m cisr_lib.nbtools prepare-ci --out runs/nbci                  # copies with the CI parameters
+
+*Normalised* means: execution counts are 1, 2, ... in cell order, no timing, papermill or widget
+metadata, and a fixed kernelspec, so that re-running an unchanged notebook gives an unchanged file
+(apart from the outputs themselves). CI runs the copies made by ``prepare-ci`` (papermill
+``prepare_only=True`` injects ``notebooks/params_ci.yaml``) through ``pytest --nbval-lax``: only the
+cells marked ``# NBVAL_CHECK_OUTPUT`` are compared with the committed outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+_CELL_META_DROP = ("execution", "papermill", "collapsed", "scrolled", "jupyter", "ExecuteTime")
+
+
+def notebooks(folder: str | os.PathLike = NOTEBOOKS) -> list[Path]:
+    """The course notebooks ``NN_*.ipynb`` of a folder, in order."""
+    return sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+
+
+def run_dir(name: str) -> Path:
+    """Folder for what a notebook writes (``runs/<name>`` of the repository, or ``$CISR_RUNS/<name>``).
+
+    The same in a source notebook, a papermill copy and an nbval run, whatever the kernel's cwd."""
+    root = Path(os.environ.get("CISR_RUNS", REPO / "runs"))
+    path = root / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def setup(device: str = "auto", seed: int = 0, threads: int | None = 2):
+    """First call of every notebook: seed everything, fix the CPU thread count, pick the device.
+
+    Args:
+        device: "auto" (CUDA, then MPS, then CPU) or a torch device string.
+        seed: seeds Python, numpy and torch.
+        threads: torch CPU threads (outputs are reproducible for a fixed count); None leaves torch's.
+
+    Returns:
+        The ``torch.device`` to use.
+    """
+    import torch
+
+    from cisr_lib.convert import seed_everything
+    from cisr_lib.train import select_device
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    seed_everything(seed)
+    return select_device(device)
+
+
+def cmp(name: str, ours, reference, atol: float = 1e-6, rtol: float = 0.0) -> bool:
+    """Compare an inline (notebook) result with the library's; print one stable line and assert.
+
+    Prints ``name: exact`` when every element is equal, ``name: approximate (atol=...)`` when they
+    agree within the tolerance; raises ``AssertionError`` otherwise (with the maximum difference).
+    The line holds no float tail, so nbval can check it on any machine.
+    """
+    import numpy as np
+    import torch
+
+    a = ours.detach().cpu().double().numpy() if isinstance(ours, torch.Tensor) else np.asarray(ours, dtype=np.float64)
+    b = (reference.detach().cpu().double().numpy() if isinstance(reference, torch.Tensor)
+         else np.asarray(reference, dtype=np.float64))
+    if a.shape != b.shape:
+        raise AssertionError(f"{name}: shapes differ, {a.shape} vs {b.shape}")
+    if np.array_equal(a, b):
+        print(f"{name}: exact")
+        return True
+    diff = float(np.max(np.abs(a - b))) if a.size else 0.0
+    if not np.allclose(a, b, atol=atol, rtol=rtol):
+        raise AssertionError(f"{name}: differs from the library, max |difference| = {diff:.3g}")
+    print(f"{name}: approximate (atol={atol:g})")
+    return True
+
+
+def normalise(nb):
+    """Normalise a notebook node in place (see the module docstring); returns it."""
+    count = 0
+    for cell in nb.cells:
+        for key in _CELL_META_DROP:
+            cell.metadata.pop(key, None)
+        if cell.cell_type != "code":
+            cell.pop("outputs", None)
+            cell.pop("execution_count", None)
+            continue
+        if cell.execution_count is not None or cell.outputs:
+            count += 1
+            cell.execution_count = count
+        for out in cell.outputs:
+            if out.get("output_type") == "execute_result":
+                out["execution_count"] = cell.execution_count
+            if out.get("output_type") == "display_data" or out.get("output_type") == "execute_result":
+                out.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
+    for key in ("papermill", "widgets", "vscode", "toc", "varInspector"):
+        nb.metadata.pop(key, None)
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def problems(path: str | os.PathLike) -> list[str]:
+    """Why a committed notebook is not normalised or not executed (empty list when it is fine)."""
+    import copy
+
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    out = []
+    if nbformat.writes(normalise(copy.deepcopy(nb))) != nbformat.writes(nb):
+        out.append("not normalised (run `python -m cisr_lib.nbtools normalise` on it)")
+    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    if code and any(c.execution_count is None for c in code):
+        out.append("has code cells that were not executed (run `python -m cisr_lib.nbtools execute` on it)")
+    for c in code:
+        if any(o.get("output_type") == "error" for o in c.outputs):
+            out.append(f"holds an error output: {c.source.splitlines()[0][:60]!r}")
+    return out
+
+
+def execute(path: str | os.PathLike, timeout: int = 3600) -> float:
+    """Execute a notebook in place with its default parameters (cwd: its folder), then normalise it.
+
+    Returns:
+        The wall time in seconds.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    env_before = os.environ.get("CISR_NOTEBOOK")
+    os.environ["CISR_NOTEBOOK"] = path.stem
+    t0 = time.perf_counter()
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        if env_before is None:
+            os.environ.pop("CISR_NOTEBOOK", None)
+        else:
+            os.environ["CISR_NOTEBOOK"] = env_before
+    seconds = time.perf_counter() - t0
+    tmp = path.with_suffix(".ipynb.tmp")
+    nbformat.write(normalise(nb), tmp)
+    os.replace(tmp, path)
+    return seconds
+
+
+def declared_parameters(path: str | os.PathLike) -> dict[str, str]:
+    """Names assigned in the notebook's cell tagged ``parameters``, with the source of their value."""
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{path}: expected one cell tagged 'parameters', found {len(cells)}")
+    src = cells[0].source
+    out = {}
+    for node in ast.parse(src).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            out[node.targets[0].id] = ast.get_source_segment(src, node.value)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            out[node.target.id] = ast.get_source_segment(src, node.value) if node.value else ""
+        else:
+            raise ValueError(f"{path}: the parameters cell may only assign names (line {node.lineno})")
+    return out
+
+
+def load_params(path: str | os.PathLike) -> dict:
+    """Per-notebook parameters from a YAML file: ``{stem: {NAME: value}}``; ``"*"`` applies to all."""
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError(f"{path}: expected a mapping of notebook name to a mapping of parameters")
+    return data
+
+
+def params_for(params: dict, stem: str) -> dict:
+    """The parameters of one notebook: the ``"*"`` entry updated by the notebook's own."""
+    return {**params.get("*", {}), **params.get(stem, {})}
+
+
+def prepare(out: str | os.PathLike, params_file: str | os.PathLike, folder: str | os.PathLike = NOTEBOOKS,
+            only: list[str] | None = None) -> list[Path]:
+    """Copy the notebooks to ``out`` with parameters injected by papermill (``prepare_only=True``).
+
+    A parameter the notebook does not declare is an error (a typo would silently test the defaults).
+    """
+    import papermill as pm
+
+    params = load_params(params_file)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = []
+    for nb in notebooks(folder):
+        if only and not any(nb.stem.startswith(o) for o in only):
+            continue
+        p = params_for(params, nb.stem)
+        declared = set(declared_parameters(nb))
+        unknown = sorted(set(p) - declared)
+        if unknown:
+            raise ValueError(f"{params_file}: {nb.stem} has no parameter(s) {', '.join(unknown)}")
+        dst = out / nb.name
+        pm.execute_notebook(str(nb), str(dst), parameters=p, prepare_only=True, kernel_name="python3",
+                            language="python", progress_bar=False, log_output=False)
+        done.append(dst)
+    unknown_nb = sorted(set(params) - {"*"} - {n.stem for n in notebooks(folder)})
+    if unknown_nb and not only:
+        raise ValueError(f"{params_file}: no notebook named {', '.join(unknown_nb)}")
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m cisr_lib.nbtools", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("execute", help="execute notebooks in place with their defaults, then normalise")
+    p.add_argument("paths", nargs="+")
+    p = sub.add_parser("normalise", help="normalise notebooks in place")
+    p.add_argument("paths", nargs="+")
+    p = sub.add_parser("check", help="fail when a committed notebook is not normalised or not executed")
+    p.add_argument("paths", nargs="*")
+    p = sub.add_parser("prepare-ci", help="copies with the CI parameters injected (papermill prepare_only)")
+    p.add_argument("--out", default=str(REPO / "runs" / "nbci"))
+    p.add_argument("--params", default=str(NOTEBOOKS / "params_ci.yaml"))
+    p.add_argument("--only", nargs="*")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "execute":
+            for path in args.paths:
+                print(f"{Path(path).name}: {execute(path):.0f} s", flush=True)
+        elif args.cmd == "normalise":
+            import nbformat
+
+            for path in args.paths:
+                nbformat.write(normalise(nbformat.read(path, as_version=4)), path)
+        elif args.cmd == "check":
+            bad = {str(p): problems(p) for p in (args.paths or notebooks())}
+            bad = {k: v for k, v in bad.items() if v}
+            for k, v in bad.items():
+                print(f"{k}: {'; '.join(v)}", file=sys.stderr)
+            return 1 if bad else 0
+        else:
+            for dst in prepare(args.out, args.params, only=args.only):
+                print(dst)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

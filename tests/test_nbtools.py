@@ -1,0 +1,95 @@
+"""Notebook machinery: normalisation, the equivalence printer, CI copies and nbval on them."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+from cisr_lib import nbtools
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _notebook(path: Path, n_default: int = 5, check_src: str = "print(N > 1)") -> Path:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('DEVICE = "auto"  # device\nN = %d  # size' % n_default)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# 98 · A test notebook"), params,
+                nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\n" + check_src),
+                nbformat.v4.new_code_cell("import time\nprint(f'took {time.time() % 5:.2f} s', N)")]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def test_cmp_prints_exact_approximate_or_raises(capsys):
+    x = torch.rand(3, 4)
+    assert nbtools.cmp("same", x, x.clone())
+    assert nbtools.cmp("close", x, x + 1e-8)
+    assert capsys.readouterr().out.splitlines() == ["same: exact", "close: approximate (atol=1e-06)"]
+    with pytest.raises(AssertionError, match="max \\|difference\\| = 0.1"):
+        nbtools.cmp("far", x, x + 0.1)
+    with pytest.raises(AssertionError, match="shapes differ"):
+        nbtools.cmp("shape", x, x[:2])
+    assert nbtools.cmp("numpy vs torch", np.arange(3.0), torch.arange(3.0))
+
+
+def test_setup_seeds_and_picks_the_device():
+    dev = nbtools.setup("cpu", seed=4, threads=1)
+    a = torch.rand(3)
+    nbtools.setup("cpu", seed=4, threads=1)
+    assert dev.type == "cpu" and torch.equal(a, torch.rand(3)) and torch.get_num_threads() == 1
+
+
+def test_run_dir_follows_cisr_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("CISR_RUNS", str(tmp_path))
+    assert nbtools.run_dir("07_x") == tmp_path / "07_x" and (tmp_path / "07_x").is_dir()
+
+
+def test_execute_then_normalise_is_stable_and_check_finds_problems(tmp_path):
+    path = _notebook(tmp_path / "98_test.ipynb")
+    assert any("not executed" in p for p in nbtools.problems(path))
+    nbtools.execute(path)
+    assert nbtools.problems(path) == []
+    nb = nbformat.read(path, as_version=4)
+    assert [c.execution_count for c in nb.cells if c.cell_type == "code"] == [1, 2, 3]
+    assert nb.cells[2].outputs[0]["text"] == "True\n"
+    before = path.read_text()
+    nbformat.write(nbtools.normalise(nbformat.read(path, as_version=4)), path)
+    assert path.read_text() == before  # normalising twice changes nothing
+    nb.cells[1].execution_count = 7
+    nb.metadata["papermill"] = {"duration": 1.0}
+    nbformat.write(nb, path)
+    assert any("not normalised" in p for p in nbtools.problems(path))
+
+
+def test_prepare_injects_ci_parameters_and_refuses_unknown_names(tmp_path):
+    src = tmp_path / "src"
+    _notebook(src / "98_test.ipynb")
+    (tmp_path / "p.yaml").write_text('"*": {DEVICE: cpu}\n98_test: {N: 2}\n')
+    (dst,) = nbtools.prepare(tmp_path / "ci", tmp_path / "p.yaml", folder=src)
+    nb = nbformat.read(dst, as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "N = 2" in injected[0].source and 'DEVICE = "cpu"' in injected[0].source
+    (tmp_path / "bad.yaml").write_text("98_test: {NN: 2}\n")
+    with pytest.raises(ValueError, match="98_test has no parameter"):
+        nbtools.prepare(tmp_path / "ci2", tmp_path / "bad.yaml", folder=src)
+    (tmp_path / "bad2.yaml").write_text("97_gone: {N: 2}\n")
+    with pytest.raises(ValueError, match="no notebook named 97_gone"):
+        nbtools.prepare(tmp_path / "ci3", tmp_path / "bad2.yaml", folder=src)
+
+
+@pytest.mark.parametrize("ci_n, passes", [(3, True), (1, False)])
+def test_nbval_compares_checked_cells_of_the_ci_copy(tmp_path, ci_n, passes):
+    src = tmp_path / "src"
+    nbtools.execute(_notebook(src / "98_test.ipynb"))  # committed output: True
+    (tmp_path / "p.yaml").write_text(f"98_test: {{N: {ci_n}}}\n")
+    nbtools.prepare(tmp_path / "ci", tmp_path / "p.yaml", folder=src)
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                        "--nbval-current-env", "--nbval-sanitize-with", str(REPO / "notebooks" / "nbval_sanitize.cfg"),
+                        str(tmp_path / "ci")], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert (r.returncode == 0) == passes, r.stdout[-2000:]
