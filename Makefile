@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 GPU    ?= 0
 
-.PHONY: test reproduce install clean-venv
+.PHONY: test reproduce weights install clean-venv
 
 install: $(STAMP)
 
@@ -38,6 +38,22 @@ test: $(STAMP)
 
 reproduce: $(STAMP)
 	$(BIN)/python -m cisr_lib.reproduce --out runs $(if $(filter 1,$(GPU)),--gpu,)
+
+# The shipped micro weights: x2 from scratch, then x3 and x4 starting from the x2 weights, on the
+# shared photos (DATA=photos reads ../shared/data/photos; DATA=FOLDER with VAL_DATA=FOLDER for
+# others). Each run stops after WEIGHTS_MINUTES of training or when validation stops improving,
+# resumes where it stopped when re-run, and is exported with its model card to cisr_lib/weights/.
+WEIGHTS_MINUTES ?= 60
+WEIGHTS_RUNS    ?= runs/weights
+WEIGHTS_TRAIN    = $(BIN)/cisr train --model micro --preset cpu --data photos --val-every 250 --threads 2 \
+                   --minutes $(WEIGHTS_MINUTES) --quiet
+
+weights: $(STAMP)
+	$(WEIGHTS_TRAIN) --scale 2 --out $(WEIGHTS_RUNS)/micro_x2
+	$(WEIGHTS_TRAIN) --scale 3 --out $(WEIGHTS_RUNS)/micro_x3 --init $(WEIGHTS_RUNS)/micro_x2/best.pt
+	$(WEIGHTS_TRAIN) --scale 4 --out $(WEIGHTS_RUNS)/micro_x4 --init $(WEIGHTS_RUNS)/micro_x2/best.pt
+	for s in 2 3 4; do $(BIN)/python -m cisr_lib.ship $(WEIGHTS_RUNS)/micro_x$$s micro_x$$s --overwrite \
+		--command "make weights WEIGHTS_MINUTES=$(WEIGHTS_MINUTES)" || exit 1; done
 
 clean-venv:
 	rm -rf $(VENV)

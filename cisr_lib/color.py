@@ -60,6 +60,8 @@ def rgb2ycbcr(img: np.ndarray, y_only: bool = False) -> np.ndarray:
     Raises:
         ValueError: if the last axis does not have 3 channels.
         TypeError: if the dtype is neither uint8 nor floating point.
+
+    Derived in notebooks/04_metrics.ipynb.
     """
     rgb = _rgb_unit_float(img)
     if y_only:

@@ -25,6 +25,8 @@ keeps the whole image.
 SIS (structure-texture decomposition based quality of SR images, Zhou et al. 2019 [88]) is
 not implemented: the only implementation is the authors' MATLAB code, and its decomposition
 needs a commercial optimisation solver, so Table I's SIS column cannot be reproduced here.
+
+Derived in notebooks/04_metrics.ipynb.
 """
 
 from __future__ import annotations

@@ -413,7 +413,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
             else:
                 state["bad_vals"] += 1
             _log(out / "log.jsonl", {"step": step, "val_psnr": res["psnr"], "val_bicubic": res["bicubic"],
-                                     "per_config": res["per_config"], "elapsed": state["elapsed"]})
+                                     "per_config": res["per_config"], "bicubic_per_config": res["bicubic_per_config"],
+                                     "elapsed": state["elapsed"]})
             stop = state["bad_vals"] >= cfg.patience
         if distributed:
             flag = torch.tensor([float(stop)], device=device)

@@ -1,0 +1,122 @@
+"""Publish a training run as shipped weights: an fp16 weights file and its model card.
+
+``make weights`` trains ``micro`` for x2 (from scratch), then x3 and x4 (initialised from the x2
+weights: only the ARM head and the REM up-sampler differ), on the shared photos, and calls::
+
+    python -m cisr_lib.ship runs/weights/micro_x2 micro_x2 --hardware "2 CPU cores" [--overwrite]
+
+which writes ``cisr_lib/weights/micro_x2.pt`` (the run's ``best.pt``, fp16) and
+``cisr_lib/weights/micro_x2.md``: data, configuration, steps, wall time, hardware, and validation
+PSNR-Y per configuration against bicubic, all read from the run's ``config.json`` and ``log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+from cisr_lib.pretrained import WEIGHTS_DIR, export_weights
+
+
+TARGET_GAIN = {2: 1.0, 3: 0.7, 4: 0.5}  # mean PSNR-Y gain over bicubic the shipped micro weights aim at
+
+
+def _validations(run: Path) -> list[dict]:
+    from cisr_lib.train import read_log
+
+    return read_log(run)[1]
+
+
+def model_card(run: str | os.PathLike, name: str, hardware: str, command: str | None = None) -> str:
+    """The markdown model card of a run's best checkpoint (see the module docstring)."""
+    from cisr_lib.checkpoint import load_checkpoint
+
+    run = Path(run)
+    cfg = json.loads((run / "config.json").read_text())
+    tc, mc = cfg["train"], cfg["model"]
+    vals = _validations(run)
+    if not vals:
+        raise ValueError(f"{run} has no validation records; nothing to describe")
+    best = max(vals, key=lambda v: v["val_psnr"])
+    last_step = max(v["step"] for v in vals)
+    n_params = sum(v.numel() for v in load_checkpoint(run / "best.pt")["model"].values() if v.is_floating_point())
+    data = {"photos": "shared photos 001-040 (about 1 MP each); validation: photos 041-049",
+            "embedded": "the scikit-image photos (chelsea held out for validation)"}.get(tc["data"], tc["data"])
+    gain = best["val_psnr"] - best["val_bicubic"]
+    lines = [f"# Model card: `{name}.pt`", "", "| | |", "|---|---|",
+             f"| model | CISR-PSI `{mc['name']}`: {mc['n_groups']} residual groups x {mc['n_blocks']} RCAB x "
+             f"{mc['n_feats']} features per module, J = {mc['steps']}, rho = {tuple(mc['rho'])}, gamma = {mc['gamma']}; "
+             f"{n_params:,} parameters |",
+             f"| scale | x{mc['scale']} |",
+             "| stored as | fp16 weights-only file, loaded as fp32 by `cisr_lib.pretrained.load_model` |",
+             f"| training data | {data} |",
+             f"| validation | {tc['val_crop']}x{tc['val_crop']} HR centre crops, the {len(tc['configs'])} paper configs |",
+             f"| degradations | MATLAB-bicubic down x{mc['scale']}, then " +
+             ", ".join(f"{c}{q}" for c, q in tc["configs"]) + ", drawn uniformly per patch |",
+             f"| optimisation | Adam, lr {tc['lr']:g} ({tc['schedule']}, {tc['warmup_steps']} warm-up steps, over "
+             f"{tc['max_steps']} steps), batch {tc['batch_size']} LR patches of {tc['lr_patch']}x{tc['lr_patch']}, "
+             f"rotation/flip, loss eq. (12), {tc['unfolding']} unfolding |",
+             f"| initialised from | {tc.get('init') or 'random (seed %d)' % tc['seed']} |",
+             f"| steps | best at step {best['step']:,} of {last_step:,} validated |",
+             f"| wall time | {best['elapsed'] / 60:.0f} min of training to the best step ({hardware}) |",
+             f"| command | `{command}` |" if command else "| command | see `make weights` |",
+             "", f"Validation PSNR-Y (dB, crop {mc['scale']}) at step {best['step']:,}, measured by the trainer; "
+             "bicubic is MATLAB-bicubic up-scaling of the same compressed inputs:", "",
+             "| config | bicubic | model | gain |", "|---|---|---|---|"]
+    bic = _bicubic_per_config(run, best)
+    for k, v in best["per_config"].items():
+        b = bic.get(k)
+        lines.append(f"| {k} | {b:.2f} | {v:.2f} | {v - b:+.2f} |" if b is not None else f"| {k} | | {v:.2f} | |")
+    lines.append(f"| **mean** | **{best['val_bicubic']:.2f}** | **{best['val_psnr']:.2f}** | **{gain:+.2f}** |")
+    target = TARGET_GAIN.get(mc["scale"])
+    below = [k for k, v in best["per_config"].items() if k in bic and v < bic[k]]
+    if target is not None:
+        met = gain >= target and not below
+        lines += ["", f"Project target for x{mc['scale']} (mean gain >= {target:+.1f} dB, no config below bicubic): "
+                  + ("**met**." if met else f"**not met**: the mean gain is {gain:+.2f} dB, {target - gain:.2f} dB short"
+                     + (f"; below bicubic: {', '.join(below)}" if below else "; no config is below bicubic") + ".")]
+    curve = ", ".join(f"{v['val_psnr']:.2f}" for v in vals)
+    lines += ["", f"Validation mean over the run (every {tc['val_every']} steps): {curve} dB.", ""]
+    return "\n".join(lines)
+
+
+def _bicubic_per_config(run: Path, best: dict) -> dict:
+    """Bicubic PSNR-Y per config on the validation pairs (saved with the best checkpoint)."""
+    from cisr_lib.checkpoint import load_checkpoint
+
+    if "bicubic_per_config" in best:
+        return best["bicubic_per_config"]
+    return (load_checkpoint(run / "best.pt").get("val") or {}).get("bicubic_per_config", {})
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m cisr_lib.ship", description=__doc__.splitlines()[0])
+    ap.add_argument("run", help="training run folder (holds best.pt, config.json, log.jsonl)")
+    ap.add_argument("name", help="weights name, e.g. micro_x2 (written to cisr_lib/weights/NAME.pt and .md)")
+    ap.add_argument("--hardware", default=f"{os.cpu_count()} CPU cores, {platform.machine()}")
+    ap.add_argument("--command", help="the training command, for the card")
+    ap.add_argument("--dest", default=str(WEIGHTS_DIR))
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+    run, dest = Path(args.run), Path(args.dest)
+    try:
+        if not (run / "best.pt").exists():
+            raise FileNotFoundError(f"{run / 'best.pt'} does not exist: train first")
+        card = model_card(run, args.name, args.hardware, args.command)
+        dest.mkdir(parents=True, exist_ok=True)
+        export_weights(run / "best.pt", dest / f"{args.name}.pt", half=True, overwrite=args.overwrite,
+                       meta={"hardware": args.hardware, "run": run.name})
+        (dest / f"{args.name}.md").write_text(card)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {dest / args.name}.pt and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
