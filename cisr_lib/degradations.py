@@ -14,6 +14,8 @@ The paper observes a compressed low-resolution (LR) image ``z`` of a high-resolu
 
 Images are numpy uint8 RGB HxWx3 in [0, 255] at I/O (see ``cisr_lib/__init__.py``). OpenCV works in
 BGR, so every OpenCV call below converts RGB -> BGR before encoding and BGR -> RGB after decoding.
+
+Derived in notebooks/01_degradation_model.ipynb.
 """
 
 from __future__ import annotations
@@ -207,6 +209,8 @@ def imresize(img: np.ndarray, scale: float | tuple[float, float]) -> np.ndarray:
 
     Raises:
         ValueError: unsupported dtype, wrong number of dimensions, empty image or bad scale.
+
+    Derived in notebooks/01_degradation_model.ipynb.
     """
     if not isinstance(img, np.ndarray):
         raise ValueError(f"img must be a numpy array, got {type(img).__name__}")
