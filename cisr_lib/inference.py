@@ -190,10 +190,15 @@ def _prepared_model(weights, scale: int, device, window: int | None) -> Iterator
     from torch import nn
 
     from cisr_lib.models.nonlocal_op import NonLocal
-    from cisr_lib.pretrained import default_weights, load_model
+    from cisr_lib.pretrained import SHIPPED_NAMES, default_weights, load_model, shipped_weights
 
     if not isinstance(weights, nn.Module):
-        path = default_weights(scale) if weights is None else weights
+        if weights is None:
+            path = default_weights(scale)
+        elif isinstance(weights, str) and weights in SHIPPED_NAMES:
+            path = shipped_weights(scale, weights)  # "micro" or "tiny": the shipped file for this scale
+        else:
+            path = weights
         dev = _resolve_device(device)
         yield load_model(path, scale=scale, device=dev, **({} if window is None else {"window": window})), dev
         return
@@ -335,7 +340,8 @@ def upscale(
         scale: up-scaling factor s; the model must be made for it.
         weights: a weights file or training checkpoint (path), an ``nn.Module`` already loaded
             (called as ``ys, xs = model(z, steps=...)``, with a ``scale`` attribute), or None for
-            the shipped weights of :func:`cisr_lib.pretrained.default_weights`. A path is loaded
+            the shipped weights of :func:`cisr_lib.pretrained.default_weights`; ``"micro"`` or
+            ``"tiny"`` names the shipped weights of that model for ``scale``. A path is loaded
             on every call: for many images load once (``pretrained.load_model``) and pass the module.
         steps: unfolding steps J (None: the model's own J).
         tile: LR tile side T (None: the whole image at once, as in the paper). Tiling bounds
@@ -388,7 +394,8 @@ def add_upscale_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("input", help="an image file, or a folder of images")
     p.add_argument("output", help="the output file (format from its extension), or a folder")
     p.add_argument("--scale", type=int, required=True, metavar="{2,3,4}", help="up-scaling factor")
-    p.add_argument("--weights", help="weights file or checkpoint (default: the shipped weights for the scale)")
+    p.add_argument("--weights", help="weights file or checkpoint, or 'micro' / 'tiny' for the shipped weights of "
+                   "that model (default: the shipped micro weights for the scale, else tiny)")
     p.add_argument("--tile", type=int, default=256,
                    help="LR tile side for bounded memory (default 256; 0 = the whole image at once)")
     p.add_argument("--tile-overlap", type=int, default=16, help="overlap of neighbouring tiles in LR pixels")

@@ -290,6 +290,17 @@ def test_shipped_tiny_x2_weights_run_on_16x16_and_beat_bicubic():
     assert psnr(out, hr, 2) > psnr(imresize(z, 2), hr, 2) + 0.5  # measured 39.96 vs 38.08 dB
 
 
+def test_weights_by_shipped_model_name(monkeypatch):
+    from cisr_lib import pretrained
+
+    seen = []
+    real = pretrained.load_model
+    monkeypatch.setattr(pretrained, "load_model", lambda path, **kw: seen.append(path) or real(path, **kw))
+    z = np.full((4, 4, 3), 128, np.uint8)
+    assert cisr_lib.upscale(z, 2, weights="tiny").shape == (8, 8, 3)
+    assert seen == [pretrained.WEIGHTS_DIR / "tiny_x2.pt"]
+
+
 def test_package_attribute_is_lazy_and_is_the_function():
     code = ("import sys, cisr_lib; assert 'torch' not in sys.modules; "
             "import cisr_lib.inference as m; assert cisr_lib.upscale is m.upscale; "
@@ -393,7 +404,7 @@ def _bad_case(case, tmp_path, weights):
     elif case == "wrong_scale":
         args[1] = "5"
     elif case == "no_shipped_weights":
-        args = ["--scale", "3"]
+        args = ["--scale", "3", "--weights", "tiny"]  # tiny ships for x2 only
     elif case == "checkpoint_other_scale":
         args[3] = str(weights[3])
     elif case == "checkpoint_other_model":
