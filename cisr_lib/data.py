@@ -255,6 +255,8 @@ class PairedPatchDataset(Dataset):
     Raises:
         ValueError: bad scale, configs, patch size, margin, seed or length; an image smaller
             than one HR patch (at sampling time).
+
+    Derived in notebooks/03_data_pipeline.ipynb.
     """
 
     def __init__(

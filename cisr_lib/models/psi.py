@@ -6,6 +6,9 @@
 
 ``model(z)`` returns ``(ys, xs)``, the J estimates of each module; ``xs[-1]`` is the result.
 Configurations follow nanoGPT: one dict ``CONFIGS`` and ``build_model(name, scale, ...)``.
+
+The MAP formulation that this loop unfolds (eqs. 1-8) is derived in
+notebooks/02_map_formulation.ipynb.
 """
 
 from __future__ import annotations
