@@ -31,7 +31,8 @@ def _validations(run: Path) -> list[dict]:
     return read_log(run)[1]
 
 
-def model_card(run: str | os.PathLike, name: str, hardware: str, command: str | None = None) -> str:
+def model_card(run: str | os.PathLike, name: str, hardware: str, command: str | None = None,
+               note: str | None = None) -> str:
     """The markdown model card of a run's best checkpoint (see the module docstring)."""
     from cisr_lib.checkpoint import load_checkpoint
 
@@ -80,7 +81,9 @@ def model_card(run: str | os.PathLike, name: str, hardware: str, command: str | 
                   + ("**met**." if met else f"**not met**: the mean gain is {gain:+.2f} dB, {target - gain:.2f} dB short"
                      + (f"; below bicubic: {', '.join(below)}" if below else "; no config is below bicubic") + ".")]
     curve = ", ".join(f"{v['val_psnr']:.2f}" for v in vals)
-    lines += ["", f"Validation mean over the run (every {tc['val_every']} steps): {curve} dB.", ""]
+    lines += ["", f"Validation mean over the run (every {tc['val_every']} steps): {curve} dB."]
+    lines += ["", note] if note else []
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -99,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("name", help="weights name, e.g. micro_x2 (written to cisr_lib/weights/NAME.pt and .md)")
     ap.add_argument("--hardware", default=f"{os.cpu_count()} CPU cores, {platform.machine()}")
     ap.add_argument("--command", help="the training command, for the card")
+    ap.add_argument("--note", help="a paragraph for the card (how the run ended, what more training would need)")
     ap.add_argument("--dest", default=str(WEIGHTS_DIR))
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
@@ -106,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not (run / "best.pt").exists():
             raise FileNotFoundError(f"{run / 'best.pt'} does not exist: train first")
-        card = model_card(run, args.name, args.hardware, args.command)
+        card = model_card(run, args.name, args.hardware, args.command, args.note)
         dest.mkdir(parents=True, exist_ok=True)
         export_weights(run / "best.pt", dest / f"{args.name}.pt", half=True, overwrite=args.overwrite,
                        meta={"hardware": args.hardware, "run": run.name})

@@ -285,9 +285,21 @@ def test_shipped_tiny_x2_weights_run_on_16x16_and_beat_bicubic():
     photo = next(iter(embedded_images().values()))
     hr = photo[100:132, 100:132]
     z, _ = compress_with_bitstream(imresize(hr, 0.5), "jpeg", 10)  # 16x16
-    out = cisr_lib.upscale(z, 2)  # weights=None: cisr_lib/weights/tiny_x2.pt
+    out = cisr_lib.upscale(z, 2, weights="tiny")  # cisr_lib/weights/tiny_x2.pt
     assert out.shape == (32, 32, 3) and out.dtype == np.uint8
     assert psnr(out, hr, 2) > psnr(imresize(z, 2), hr, 2) + 0.5  # measured 39.96 vs 38.08 dB
+
+
+@pytest.mark.parametrize("s, margin", [(2, 0.2), (3, 0.1), (4, 0.1)])
+def test_default_weights_are_the_shipped_micro_ones_and_beat_bicubic(s, margin):
+    from cisr_lib.pretrained import default_weights
+
+    assert default_weights(s).name == f"micro_x{s}.pt"
+    hr = embedded_images()["astronaut"][96:96 + 48 * s, 96:96 + 48 * s]
+    z, _ = compress_with_bitstream(imresize(hr, 1 / s), "jpeg", 20)  # 48x48 LR
+    out = cisr_lib.upscale(z, s)
+    assert out.shape == hr.shape
+    assert psnr(out, hr, s) > psnr(imresize(z, s), hr, s) + margin  # measured +0.31 / +0.16 / +0.16 dB
 
 
 def test_weights_by_shipped_model_name(monkeypatch):
