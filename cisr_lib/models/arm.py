@@ -46,7 +46,10 @@ __all__ = ["ARM", "NONLOCAL_MODES", "registered_offset", "space_to_depth", "spli
 
 
 def registered_offset(scale: int) -> int:
-    """0-based sub-pixel offset (per axis) of the copy registered with z: round((s+1)/2) - 1 = s // 2."""
+    """0-based sub-pixel offset (per axis) of the copy registered with z: round((s+1)/2) - 1 = s // 2.
+
+    Derived in notebooks/08_arm_rem_modules.ipynb
+    """
     return scale // 2
 
 
@@ -63,7 +66,10 @@ def space_to_depth(x: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 def split_copies(x: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Registered copy g (B, C, H, W) and the others (B, C*(s*s - 1), H, W), row-major order."""
+    """Registered copy g (B, C, H, W) and the others (B, C*(s*s - 1), H, W), row-major order.
+
+    Derived in notebooks/08_arm_rem_modules.ipynb
+    """
     copies = space_to_depth(x, scale)  # (B, s*s, C, H, W)
     o = registered_offset(scale)
     k = o * scale + o
