@@ -1,0 +1,133 @@
+"""Interactive widgets for the notebooks (ipywidgets): explore the degradation and the unfolding.
+
+Each builder returns a small object whose ``widget`` attribute is what a notebook displays and
+whose controls are plain attributes, so the logic is testable without a browser: setting a
+control's ``.value`` fires the callback, which recomputes ``result`` and refreshes the picture and
+the caption (``tests/test_widgets.py`` does exactly that).
+
+* :class:`CodecExplorer`: codec, quality and scale of ``z = C D x`` (eq. 5) on one image; shows
+  the bicubic up-scaling of ``z`` beside the HR image, with bits per LR pixel and PSNR-Y.
+* :class:`UnfoldingViewer`: the estimates ``y_j`` (ARM) and ``x_j`` (REM) of every unfolding step
+  of a model (eq. 12's recursion), with PSNR-Y against the truth when it is given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cisr_lib.degradations import PAPER_CONFIGS, compress_with_bitstream, imresize, modcrop
+from cisr_lib.imageio import encode_image
+from cisr_lib.metrics import psnr
+
+
+def _png(img: np.ndarray) -> bytes:
+    return encode_image(np.ascontiguousarray(img), ".png")
+
+
+def _side_by_side(a: np.ndarray, b: np.ndarray, gap: int = 4) -> np.ndarray:
+    h = max(a.shape[0], b.shape[0])
+    out = np.full((h, a.shape[1] + gap + b.shape[1], 3), 255, np.uint8)
+    out[:a.shape[0], :a.shape[1]] = a
+    out[:b.shape[0], a.shape[1] + gap:] = b
+    return out
+
+
+class CodecExplorer:
+    """Codec / quality / scale explorer on one HR image (uint8 HxWx3 RGB).
+
+    Attributes:
+        codec, quality, scale: the controls (Dropdown, IntSlider, Dropdown).
+        image: the ``ipywidgets.Image`` showing bicubic(z) | HR.
+        caption: an ``HTML`` with the numbers.
+        result: ``{"codec", "quality", "scale", "bpp", "psnr_y", "z", "up"}`` of the current setting.
+        widget: the ``VBox`` to display.
+    """
+
+    def __init__(self, hr: np.ndarray, scale: int = 2, codec: str = "jpeg", quality: int = 10):
+        import ipywidgets as w
+
+        self.hr_full = hr
+        codecs = sorted({c for c, _ in PAPER_CONFIGS})
+        self.codec = w.Dropdown(options=codecs, value=codec, description="codec")
+        self.quality = w.IntSlider(value=quality, min=1, max=100, step=1, description="quality",
+                                   continuous_update=False)
+        self.scale = w.Dropdown(options=[2, 3, 4], value=scale, description="scale")
+        self.image = w.Image(format="png")
+        self.caption = w.HTML()
+        self.result: dict = {}
+        for control in (self.codec, self.quality, self.scale):
+            control.observe(lambda _change: self.update(), names="value")
+        self.widget = w.VBox([w.HBox([self.codec, self.quality, self.scale]), self.caption, self.image])
+        self.update()
+
+    def update(self) -> dict:
+        """Recompute ``result`` for the current controls and refresh the picture and caption."""
+        s, codec, q = int(self.scale.value), self.codec.value, int(self.quality.value)
+        hr = modcrop(self.hr_full, s)
+        y = imresize(hr, 1 / s)  # (1) data term: y = D x
+        z, bits = compress_with_bitstream(y, codec, q, rng=np.random.default_rng(0))  # (2) z = C y
+        up = imresize(z, s)
+        bpp = 8 * len(bits) / (y.shape[0] * y.shape[1]) if bits is not None else float("nan")
+        self.result = {"codec": codec, "quality": q, "scale": s, "bpp": bpp, "psnr_y": psnr(up, hr, s), "z": z,
+                       "up": up}
+        self.caption.value = (f"<b>{codec} q{q}, x{s}</b>: {bpp:.3f} bits per LR pixel; "
+                              f"bicubic(z) vs HR: PSNR-Y {self.result['psnr_y']:.2f} dB (left: bicubic(z), right: HR)")
+        self.image.value = _png(_side_by_side(up, hr))
+        return self.result
+
+
+class UnfoldingViewer:
+    """The estimates of every unfolding step of a model on one compressed LR image.
+
+    Args:
+        model: a CISR-PSI model (``ys, xs = model(z_tensor)``), e.g. from ``pretrained.load_model``.
+        z: uint8 hxwx3 RGB compressed LR image.
+        hr: optional uint8 (s h)x(s w)x3 truth; y_j is then scored against ``imresize(hr, 1/s)``.
+
+    Attributes:
+        step: IntSlider over j = 1..J; which: ToggleButtons "x_j (REM, HR)" / "y_j (ARM, LR)".
+        ys, xs: the uint8 estimates of every step (computed once, at construction).
+        result: ``{"step", "which", "image", "psnr_y"}`` of the current view (psnr_y None without hr).
+        widget: the ``VBox`` to display.
+    """
+
+    def __init__(self, model, z: np.ndarray, hr: np.ndarray | None = None):
+        import ipywidgets as w
+        import torch
+
+        from cisr_lib.convert import tensor2uint, uint2tensor4
+
+        self.scale = int(model.config["scale"])
+        self.hr = hr
+        self.y_true = imresize(hr, 1 / self.scale) if hr is not None else None
+        dev = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        with torch.inference_mode():
+            ys, xs = model(uint2tensor4(z).to(dev))  # the recursion of eq. (12), J steps
+        model.train(was_training)
+        self.ys = [tensor2uint(t.float()) for t in ys]  # J x (h, w, 3)
+        self.xs = [tensor2uint(t.float()) for t in xs]  # J x (s h, s w, 3)
+        self.step = w.IntSlider(value=len(self.xs), min=1, max=len(self.xs), description="step j",
+                                continuous_update=False)
+        self.which = w.ToggleButtons(options=["x_j (REM, HR)", "y_j (ARM, LR)"], description="show")
+        self.image = w.Image(format="png")
+        self.caption = w.HTML()
+        self.result: dict = {}
+        for control in (self.step, self.which):
+            control.observe(lambda _change: self.update(), names="value")
+        self.widget = w.VBox([w.HBox([self.step, self.which]), self.caption, self.image])
+        self.update()
+
+    def update(self) -> dict:
+        """Recompute ``result`` for the current controls and refresh the picture and caption."""
+        j = int(self.step.value)
+        hr_view = self.which.value.startswith("x")
+        img = (self.xs if hr_view else self.ys)[j - 1]
+        ref = self.hr if hr_view else self.y_true
+        score = psnr(img, ref, self.scale) if ref is not None else None
+        self.result = {"step": j, "which": "x" if hr_view else "y", "image": img, "psnr_y": score}
+        name = f"x_{j}" if hr_view else f"y_{j}"
+        self.caption.value = f"<b>{name}</b>" + (f": PSNR-Y {score:.2f} dB against the truth" if score is not None else "")
+        self.image.value = _png(img)
+        return self.result
