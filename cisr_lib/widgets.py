@@ -9,6 +9,8 @@ the caption (``tests/test_widgets.py`` does exactly that).
   the bicubic up-scaling of ``z`` beside the HR image, with bits per LR pixel and PSNR-Y.
 * :class:`UnfoldingViewer`: the estimates ``y_j`` (ARM) and ``x_j`` (REM) of every unfolding step
   of a model (eq. 12's recursion), with PSNR-Y against the truth when it is given.
+* :class:`AttentionInspector`: pick a pixel m and see the weights w(m, n) of eq. (10) over the
+  image, with similarity measured on the guide g or on z itself, with or without the mask d(z).
 """
 
 from __future__ import annotations
@@ -130,4 +132,75 @@ class UnfoldingViewer:
         name = f"x_{j}" if hr_view else f"y_{j}"
         self.caption.value = f"<b>{name}</b>" + (f": PSNR-Y {score:.2f} dB against the truth" if score is not None else "")
         self.image.value = _png(img)
+        return self.result
+
+
+def _heat_overlay(img: np.ndarray, weights: np.ndarray, query: tuple[int, int]) -> np.ndarray:
+    """The image darkened, with the weights in red (scaled to their maximum) and the query in green."""
+    out = img.astype(np.float64) * 0.35
+    out[..., 0] += 255 * 0.65 * weights / max(float(weights.max()), 1e-12)
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    out[query[0], query[1]] = (0, 255, 0)
+    return out
+
+
+class AttentionInspector:
+    """The attention of one query pixel of a non-local operator (eqs. 9-10).
+
+    Args:
+        op: a :class:`cisr_lib.models.nonlocal_op.NonLocal` (its h-network gives h(m)).
+        z: uint8 hxwx3 RGB compressed LR image; g: uint8 hxwx3 guide (e.g. an ARM estimate).
+        mask: optional hxw {0, 1} array d(z) of eq. (10).
+
+    Attributes:
+        row, col: IntSliders choosing m; guide: ToggleButtons "g" / "z" (which image the patch
+            distances are measured on; h always comes from g, as in the operator); use_mask: Checkbox.
+        result: ``{"query", "guide", "masked", "weights" (h, w), "self_weight", "n90", "u"}`` where n90
+            is the number of candidates holding 90 % of the weight and u = sum_n w(m, n) z(n).
+        widget: the ``VBox`` to display.
+    """
+
+    def __init__(self, op, z: np.ndarray, g: np.ndarray, mask: np.ndarray | None = None):
+        import ipywidgets as w
+        import torch
+
+        from cisr_lib.convert import uint2tensor4
+
+        self.z, self.g = z, g
+        self._zt, self._gt = uint2tensor4(z), uint2tensor4(g)  # (1, 3, h, w)
+        self._mask = None if mask is None else torch.as_tensor(mask, dtype=torch.float32)[None, None]
+        self.patch = op.patch
+        with torch.no_grad():
+            self._h = op.estimate_h(self._gt)  # (1, 1, h, w), from the guide g as in the operator
+        hh, ww = z.shape[:2]
+        self.row = w.IntSlider(value=hh // 2, min=0, max=hh - 1, description="row", continuous_update=False)
+        self.col = w.IntSlider(value=ww // 2, min=0, max=ww - 1, description="column", continuous_update=False)
+        self.guide = w.ToggleButtons(options=["g", "z"], description="distances on")
+        self.use_mask = w.Checkbox(value=mask is not None, description="mask d(z)", disabled=mask is None)
+        self.image = w.Image(format="png")
+        self.caption = w.HTML()
+        self.result: dict = {}
+        for control in (self.row, self.col, self.guide, self.use_mask):
+            control.observe(lambda _change: self.update(), names="value")
+        self.widget = w.VBox([w.HBox([self.row, self.col]), w.HBox([self.guide, self.use_mask]), self.caption,
+                              self.image])
+        self.update()
+
+    def update(self) -> dict:
+        """Recompute ``result`` for the current controls and refresh the picture and caption."""
+        from cisr_lib.models.nonlocal_op import attention_row
+
+        q = (int(self.row.value), int(self.col.value))
+        masked = bool(self.use_mask.value) and self._mask is not None
+        guide = self._gt if self.guide.value == "g" else self._zt
+        wts = attention_row(guide, self._h, q, self.patch, self._mask if masked else None).numpy()  # (10)
+        flat = np.sort(wts.ravel())[::-1]
+        n90 = int(np.searchsorted(np.cumsum(flat), 0.9) + 1)
+        u = np.einsum("hw,hwc->c", wts.astype(np.float64), self.z.astype(np.float64))  # (9) u(m), 0-255
+        self.result = {"query": q, "guide": self.guide.value, "masked": masked, "weights": wts,
+                       "self_weight": float(wts[q]), "n90": n90, "u": u}
+        self.caption.value = (f"<b>m = {q}</b>, distances on {self.guide.value}"
+                              f"{', masked by d(z)' if masked else ''}: w(m, m) = {wts[q]:.3f}; "
+                              f"{n90} candidates hold 90 % of the weight")
+        self.image.value = _png(_side_by_side(_heat_overlay(self.z, wts, q), self.z))
         return self.result

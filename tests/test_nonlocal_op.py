@@ -185,3 +185,25 @@ def test_chunks_never_hold_n_by_n(monkeypatch, window):
     nonlocal_filter(z, z, 0.1, chunk_elems=4000, window=window)
     n = 40 * 40
     assert len(sizes) > 1 and max(sizes) < n * n / 10
+
+
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_attention_row_reproduces_the_operator_at_its_pixel(use_mask):
+    from cisr_lib.models.nonlocal_op import attention_row
+
+    torch.manual_seed(5)
+    op = NonLocal()
+    z, g = torch.rand(1, 3, 9, 11), torch.rand(1, 3, 9, 11)
+    mask = (torch.rand(1, 1, 9, 11) > 0.3).float() if use_mask else None
+    with torch.no_grad():
+        u = op(z, g, mask)
+        h = op.estimate_h(g)
+    for q in [(0, 0), (4, 7), (8, 10)]:
+        w = attention_row(g, h, q, mask=mask)
+        assert w.shape == (9, 11) and torch.isclose(w.sum(), torch.tensor(1.0))
+        if use_mask:
+            assert torch.all(w[mask[0, 0] == 0] == 0)
+        assert torch.allclose((w[None] * z[0]).sum((1, 2)), u[0, :, q[0], q[1]], atol=1e-5)  # (9)
+    with pytest.raises(ValueError, match="outside"):
+        attention_row(g, h, (9, 0))
+    assert attention_row(g, h, (2, 3), mask=torch.zeros(1, 1, 9, 11))[2, 3] == 1.0

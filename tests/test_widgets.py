@@ -47,3 +47,29 @@ def test_unfolding_viewer_shows_each_step_of_the_model():
     assert v.result["psnr_y"] == psnr(v.ys[1], imresize(hr, 0.5), 2) and "y_2" in v.caption.value
     assert model.training  # the viewer restores the training flag
     assert UnfoldingViewer(model, z).result["psnr_y"] is None
+
+
+def test_attention_inspector_follows_the_query_guide_and_mask():
+    from cisr_lib.convert import uint2tensor4
+    from cisr_lib.models.nonlocal_op import NonLocal
+    from cisr_lib.widgets import AttentionInspector
+
+    torch.manual_seed(0)
+    op = NonLocal()
+    z = smooth(12, 14, seed=3)
+    g = smooth(12, 14, seed=4)
+    mask = np.ones((12, 14))
+    mask[:, 7] = 0
+    ins = AttentionInspector(op, z, g, mask)
+    assert ins.result["query"] == (6, 7) and ins.result["masked"]
+    with torch.no_grad():
+        u = op(uint2tensor4(z), uint2tensor4(g), torch.tensor(mask, dtype=torch.float32)[None, None])
+    ins.row.value, ins.col.value = 3, 5
+    r = ins.result
+    assert r["query"] == (3, 5) and np.isclose(r["weights"].sum(), 1.0) and np.all(r["weights"][:, 7] == 0)
+    assert np.allclose(r["u"] / 255, u[0, :, 3, 5].numpy(), atol=1e-5)  # eq. (9) at m
+    ins.use_mask.value = False
+    assert not ins.result["masked"] and ins.result["weights"][3, 7] > 0
+    ins.guide.value = "z"
+    assert ins.result["guide"] == "z" and not np.allclose(ins.result["weights"], r["weights"])
+    assert 1 <= ins.result["n90"] <= 12 * 14 and "distances on z" in ins.caption.value

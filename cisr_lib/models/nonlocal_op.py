@@ -237,6 +237,41 @@ def _windowed(q_aug, c_aug, admissible, vals, hh, ww, radius, chunk_elems, use_c
     return out.reshape(b, v, hh * ww)
 
 
+def attention_row(g: torch.Tensor, h: torch.Tensor, query: tuple[int, int], patch: int = 3,
+                  mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The weights w(m, n) of eq. (10) of one query pixel m over every candidate n (whole-image search).
+
+    This is what the operator's chunked, batched computation does for one row; it exists to look at
+    (the notebooks' attention inspector). ``sum_n w(m, n) z(n)`` is u(m) of eq. (9) with
+    ``aggregate="centre"``.
+
+    Args:
+        g: (1, C, H, W) guide in [0, 1].
+        h: (1, 1, H, W) bandwidth (``NonLocal.estimate_h(g)``), [0, 1] units.
+        query: (row, column) of m.
+        patch: odd patch size P.
+        mask: optional (1, 1, H, W) d(z) in {0, 1}: candidates with 0 get weight 0.
+
+    Returns:
+        (H, W) float32 weights summing to 1 (all zero but w(m, m) = 1 when no candidate is admissible).
+    """
+    _, _, hh, ww = g.shape
+    i, j = query
+    if not (0 <= i < hh and 0 <= j < ww):
+        raise ValueError(f"query {query} is outside the {hh}x{ww} image")
+    feats = patch_features(g.float(), patch)[0]  # (C*P*P, H*W), distances are means over elements
+    m = i * ww + j
+    dist = ((feats - feats[:, m:m + 1]) ** 2).sum(0)  # (H*W,) ||g(m) - g(n)||^2
+    logits = -dist / h.float()[0, 0, i, j] ** 2  # (10) exponent
+    admissible = torch.ones_like(logits, dtype=torch.bool) if mask is None else mask.reshape(-1) > 0.5
+    if not bool(admissible.any()):
+        w = torch.zeros_like(logits)
+        w[m] = 1.0  # no admissible candidate: u(m) = z(m)
+        return w.reshape(hh, ww)
+    w = torch.softmax(logits.masked_fill(~admissible, -math.inf), dim=0)  # (10) normalised by N(m)
+    return w.reshape(hh, ww)
+
+
 class NonLocal(nn.Module):
     """Guided non-local operator with a learned per-pixel h (Fig. 3).
 
