@@ -25,12 +25,6 @@ from cisr_lib.pretrained import WEIGHTS_DIR, export_weights
 TARGET_GAIN = {2: 1.0, 3: 0.7, 4: 0.5}  # mean PSNR-Y gain over bicubic the shipped micro weights aim at
 
 
-def _validations(run: Path) -> list[dict]:
-    from cisr_lib.train import read_log
-
-    return read_log(run)[1]
-
-
 def model_card(run: str | os.PathLike, name: str, hardware: str, command: str | None = None,
                note: str | None = None) -> str:
     """The markdown model card of a run's best checkpoint (see the module docstring)."""
@@ -39,12 +33,15 @@ def model_card(run: str | os.PathLike, name: str, hardware: str, command: str | 
     run = Path(run)
     cfg = json.loads((run / "config.json").read_text())
     tc, mc = cfg["train"], cfg["model"]
-    vals = _validations(run)
+    from cisr_lib.train import read_log
+
+    vals = read_log(run)[1]
     if not vals:
         raise ValueError(f"{run} has no validation records; nothing to describe")
     best = max(vals, key=lambda v: v["val_psnr"])
     last_step = max(v["step"] for v in vals)
-    n_params = sum(v.numel() for v in load_checkpoint(run / "best.pt")["model"].values() if v.is_floating_point())
+    ck = load_checkpoint(run / "best.pt")
+    n_params = sum(v.numel() for v in ck["model"].values() if v.is_floating_point())
     data = {"photos": "shared photos 001-040 (about 1 MP each); validation: photos 041-049",
             "embedded": "the scikit-image photos (chelsea held out for validation)"}.get(tc["data"], tc["data"])
     gain = best["val_psnr"] - best["val_bicubic"]
@@ -68,7 +65,8 @@ def model_card(run: str | os.PathLike, name: str, hardware: str, command: str | 
              "", f"Validation PSNR-Y (dB, crop {mc['scale']}) at step {best['step']:,}, measured by the trainer; "
              "bicubic is MATLAB-bicubic up-scaling of the same compressed inputs:", "",
              "| config | bicubic | model | gain |", "|---|---|---|---|"]
-    bic = _bicubic_per_config(run, best)
+    # bicubic per config: in the log since this project logged it, else saved with the best checkpoint
+    bic = best.get("bicubic_per_config") or (ck.get("val") or {}).get("bicubic_per_config", {})
     for k, v in best["per_config"].items():
         b = bic.get(k)
         lines.append(f"| {k} | {b:.2f} | {v:.2f} | {v - b:+.2f} |" if b is not None else f"| {k} | | {v:.2f} | |")
@@ -85,15 +83,6 @@ def model_card(run: str | os.PathLike, name: str, hardware: str, command: str | 
     lines += ["", note] if note else []
     lines.append("")
     return "\n".join(lines)
-
-
-def _bicubic_per_config(run: Path, best: dict) -> dict:
-    """Bicubic PSNR-Y per config on the validation pairs (saved with the best checkpoint)."""
-    from cisr_lib.checkpoint import load_checkpoint
-
-    if "bicubic_per_config" in best:
-        return best["bicubic_per_config"]
-    return (load_checkpoint(run / "best.pt").get("val") or {}).get("bicubic_per_config", {})
 
 
 def main(argv: list[str] | None = None) -> int:
