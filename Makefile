@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 GPU    ?= 0
 
-.PHONY: test reproduce weights install clean-venv
+.PHONY: test reproduce weights ablations install clean-venv
 
 install: $(STAMP)
 
@@ -54,6 +54,17 @@ weights: $(STAMP)
 	$(WEIGHTS_TRAIN) --scale 4 --out $(WEIGHTS_RUNS)/micro_x4 --init $(WEIGHTS_RUNS)/micro_x2/best.pt
 	for s in 2 3 4; do $(BIN)/python -m cisr_lib.ship $(WEIGHTS_RUNS)/micro_x$$s micro_x$$s --overwrite \
 		--command "make weights WEIGHTS_MINUTES=$(WEIGHTS_MINUTES)" || exit 1; done
+
+# The ablation / baseline study read by notebooks 10 and 11 (cisr_lib/ablations.py): x2, JPEG q10,
+# micro; bicubic / plain / cascade / parallel / PSI with seeds 0-2 and every Table III variant with
+# seed 0, all at one budget (ABL_STEPS steps of batch 8, 24x24 LR patches, on one CPU thread: about an
+# hour on an idle 2-core machine). Resumes finished runs; exports the seed-0 weights and results.json
+# to cisr_lib/weights/ablations/.
+ABL_STEPS ?= 300
+ABL_RUNS  ?= runs/ablations
+
+ablations: $(STAMP)
+	$(BIN)/python -m cisr_lib.ablations --out $(ABL_RUNS) --steps $(ABL_STEPS) --export
 
 clean-venv:
 	rm -rf $(VENV)

@@ -222,8 +222,7 @@ def build_model(
             raise ValueError(f"ablations apply to the psi / official variants, not {variant!r}")
         from cisr_lib.models.baselines import build_baseline
 
-        overrides.setdefault("steps", 1)
-        overrides.setdefault("rho", (1.0,))
+        overrides.update(steps=1, rho=(1.0,))  # baselines run once (J = 1); a shared steps/rho does not apply
         cfg = build_config(name, **overrides)
         cfg.update(name=name, scale=scale, variant=variant, ablation=(), skip=skip)
         return build_baseline(variant, scale, cfg, skip)

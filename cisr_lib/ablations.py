@@ -1,0 +1,264 @@
+"""The ablation and baseline study (Table III and Fig. 1 frameworks) at one small, stated budget.
+
+``make ablations`` (``python -m cisr_lib.ablations``) trains, with the same steps, data, patches and
+optimiser:
+
+* the five-framework comparison: bicubic (no training), plain SR, cascade (Fig. 1(b)), parallel
+  (Fig. 1(a)) and PSI, each trained with seeds 0, 1 and 2;
+* every Table III variant of PSI with seed 0: the four stream cuts (w/o I-CI, I-AI, II-CI, II-AI),
+  no non-local operator, the traditional non-local operator (h = 30), and the four single long
+  skips (none, z, g, u); "Ours" is PSI seed 0 (adaptive skip).
+
+The paper's ablation setting is used: x2, JPEG with QF = 10 only (Sec. IV-C), micro model. Every run
+is exported as an fp16 weights file and evaluated on the validation photos (centre crops); the
+results go to ``results.json``: per run the PSNR-Y / SSIM-Y per image, the per-step PSNR and the
+ARM's artifact-reduction PSNR, and the summary (mean and spread over seeds). Seed-0 weights and
+``results.json`` are copied to ``cisr_lib/weights/ablations/``, which notebooks 10 and 11 read.
+
+A finished run is not trained again: re-running the command resumes where it stopped.
+
+Derived in notebooks/11_ablations.ipynb
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cisr_lib.pretrained import WEIGHTS_DIR, export_weights
+
+FORMAT = "cisr-psi-ablations/1"
+EXPORT_DIR = WEIGHTS_DIR / "ablations"
+SEEDS = (0, 1, 2)
+FRAMEWORKS = ("plain", "cascade", "parallel", "psi")  # plus bicubic, which is not trained
+
+# Table III, in the paper's order: (run name, label, ablation, skip, paper PSNR at x2 JPEG10, tiny model)
+TABLE_III = (
+    ("no_arm_input", "w/o I-CI", ("no_arm_input",), "adaptive", 27.93),
+    ("no_arm_aux", "w/o I-AI", ("no_arm_aux",), "adaptive", 27.91),
+    ("no_rem_input", "w/o II-CI", ("no_rem_input",), "adaptive", 27.93),
+    ("no_rem_aux", "w/o II-AI", ("no_rem_aux",), "adaptive", 27.88),
+    ("no_nonlocal", "w/o non-local operator", ("no_nonlocal",), "adaptive", 27.94),
+    ("traditional_nonlocal", "traditional non-local operator", ("traditional_nonlocal",), "adaptive", 27.95),
+    ("skip_none", "w/o residual", (), "none", 27.90),
+    ("skip_z", "z as residual", (), "z", 27.95),
+    ("skip_g", "g as residual", (), "g", 27.96),
+    ("skip_u", "u as residual", (), "u", 27.97),
+)
+PAPER_OURS = 28.01  # Table III leaves "Ours" to the tiny model of Table II: x2, JPEG QF 10 = 28.01 dB
+
+
+@dataclasses.dataclass
+class Budget:
+    """What every run of the study shares (stated in results.json and the README)."""
+
+    model: str = "micro"
+    overrides: dict = dataclasses.field(default_factory=dict)  # model config overrides (tests: a smaller net)
+    scale: int = 2
+    configs: tuple = (("jpeg", 10),)
+    steps: int = 300
+    batch_size: int = 8
+    lr_patch: int = 24
+    lr: float = 4e-4
+    warmup_steps: int = 20
+    schedule: str = "cosine"
+    data: str = "photos"  # falls back to "embedded" where the shared photos are absent
+    eval_side: int = 128  # HR centre crop of each validation image
+    threads: int = 1
+
+
+def runs() -> list[dict[str, Any]]:
+    """Every trained run: name, group, variant, ablation, skip, seed."""
+    out = [dict(name=f"{v}_s{s}", group="frameworks", variant=v, ablation=(), skip="adaptive", seed=s)
+           for v in FRAMEWORKS for s in SEEDS]
+    out += [dict(name=n, group="table_iii", variant="psi", ablation=a, skip=k, seed=0, label=lab, paper=p)
+            for n, lab, a, k, p in TABLE_III]
+    return out
+
+
+def _data_names(budget: Budget) -> tuple[str, str]:
+    """(training data, evaluation data) names, falling back to the embedded photos."""
+    from cisr_lib.data import shared_photos
+
+    data = "embedded" if budget.data == "photos" and shared_photos() is None else budget.data
+    if data not in ("photos", "embedded"):
+        raise ValueError(f"data must be photos or embedded, got {budget.data!r}")
+    return data, f"{data}-val"  # the held-out images: photos 041-049, or chelsea
+
+
+def _eval_data(name: str):
+    from cisr_lib.data import embedded_images
+    from cisr_lib.evaluate import data_source
+    from cisr_lib.train import EMBEDDED_VAL
+
+    if name == "embedded-val":  # what the trainer holds out of the embedded photos
+        return {k: v for k, v in embedded_images().items() if k in EMBEDDED_VAL}
+    return data_source(name)
+
+
+def _summarise(values: list[float]) -> dict[str, Any]:
+    """Mean, sample standard deviation and range of one number over seeds."""
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values), "n": len(values), "values": values}
+
+
+def run_one(spec: dict, budget: Budget, out: Path, progress: bool = False) -> dict[str, Any]:
+    """Train (or resume) one run, export its weights and evaluate them; returns its record."""
+    from cisr_lib.evaluate import evaluate
+    from cisr_lib.train import TrainConfig, train
+
+    rdir = out / spec["name"]
+    done = rdir / "eval.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    data, eval_name = _data_names(budget)
+    cfg = TrainConfig(model=budget.model, overrides=dict(budget.overrides), scale=budget.scale, variant=spec["variant"], ablation=spec["ablation"],
+                      skip=spec["skip"], preset="cpu", batch_size=budget.batch_size, lr_patch=budget.lr_patch,
+                      lr=budget.lr, schedule=budget.schedule, warmup_steps=budget.warmup_steps,
+                      max_steps=budget.steps, val_every=budget.steps, patience=1, val_crop=budget.eval_side,
+                      data=data, configs=budget.configs, threads=budget.threads, seed=spec["seed"],
+                      ckpt_every=max(50, budget.steps // 4))
+    summary = train(cfg, rdir, resume=True, progress=progress)
+    weights = export_weights(rdir / "last.pt", rdir / "weights.pt", half=True, overwrite=True,
+                             meta={"study": FORMAT, "run": spec["name"]})
+    res = evaluate(weights, _eval_data(eval_name), scales=[budget.scale],
+                   configs=[f"{c}{q}" for c, q in budget.configs], max_side=budget.eval_side, device="cpu")
+    recs = res["records"]
+    rec = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()},
+           "train_seconds": round(summary["elapsed_s"], 1), "steps": summary["steps"],
+           "parameters": sum(p.numel() for p in torch.load(weights, weights_only=True)["state_dict"].values()),
+           "psnr": statistics.fmean(r["psnr"] for r in recs), "ssim": statistics.fmean(r["ssim"] for r in recs),
+           "per_image": {r["image"]: round(r["psnr"], 4) for r in recs}}
+    if recs and "steps_psnr" in recs[0]:
+        rec["steps_psnr"] = [statistics.fmean(r["steps_psnr"][j] for r in recs) for j in range(len(recs[0]["steps_psnr"]))]
+    if recs and "ar" in recs[0]:
+        rec["ar_psnr"] = statistics.fmean(r["ar"]["psnr"] for r in recs)
+        rec["z_psnr"] = statistics.fmean(r["ar"]["z_psnr"] for r in recs)
+    done.write_text(json.dumps(rec, indent=1))
+    return rec
+
+
+def bicubic_record(budget: Budget) -> dict[str, Any]:
+    from cisr_lib.evaluate import evaluate
+
+    res = evaluate("bicubic", _eval_data(_data_names(budget)[1]), scales=[budget.scale],
+                   configs=[f"{c}{q}" for c, q in budget.configs], max_side=budget.eval_side, device="cpu")
+    recs = res["records"]
+    return {"name": "bicubic", "group": "frameworks", "variant": "bicubic", "seed": None,
+            "psnr": statistics.fmean(r["psnr"] for r in recs), "ssim": statistics.fmean(r["ssim"] for r in recs),
+            "per_image": {r["image"]: round(r["psnr"], 4) for r in recs}}
+
+
+def summary(records: list[dict]) -> dict[str, Any]:
+    """Frameworks: mean and spread over seeds; Table III rows: their single run minus PSI seed 0."""
+    by = {r["name"]: r for r in records}
+    fw = {v: _summarise([by[f"{v}_s{s}"]["psnr"] for s in SEEDS if f"{v}_s{s}" in by])
+          for v in FRAMEWORKS if any(f"{v}_s{s}" in by for s in SEEDS)}
+    if "bicubic" in by:
+        fw["bicubic"] = _summarise([by["bicubic"]["psnr"]])
+    ours = by.get("psi_s0")
+    t3 = [{"name": n, "label": lab, "paper": p, "psnr": by[n]["psnr"],
+           "minus_ours": by[n]["psnr"] - ours["psnr"] if ours else None}
+          for n, lab, _, _, p in TABLE_III if n in by]
+    noise = fw["psi"]["max"] - fw["psi"]["min"] if "psi" in fw and fw["psi"]["n"] > 1 else None
+    return {"frameworks": fw, "table_iii": t3, "psi_seed_range": noise}
+
+
+def study(budget: Budget, out: Path, only: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train and evaluate every run (or those named in ``only``); write ``out/results.json``."""
+    from tqdm.auto import tqdm
+
+    specs = [s for s in runs() if not only or s["name"] in only]
+    unknown = set(only or ()) - {s["name"] for s in runs()}
+    if unknown:
+        raise ValueError(f"unknown run(s) {sorted(unknown)}; see cisr_lib.ablations.runs()")
+    out.mkdir(parents=True, exist_ok=True)
+    records = [bicubic_record(budget)]
+    t0 = time.perf_counter()
+    for spec in tqdm(specs, desc="ablations", disable=not progress):
+        records.append(run_one(spec, budget, out))
+    data, eval_name = _data_names(budget)
+    result = {"format": FORMAT, "budget": {**dataclasses.asdict(budget), "data": data, "eval_data": eval_name},
+              "device": "cpu", "hardware": f"{torch.get_num_threads()} torch thread(s), {platform.processor() or platform.machine()}",
+              "torch": torch.__version__, "wall_seconds_this_call": round(time.perf_counter() - t0, 1),
+              "records": records, "summary": summary(records)}
+    (out / "results.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def export(out: Path, dest: Path = EXPORT_DIR) -> list[Path]:
+    """Copy results.json and the seed-0 weights of ``out`` to ``dest`` (what the notebooks read)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    written = [dest / "results.json"]
+    shutil.copyfile(out / "results.json", written[0])
+    for spec in runs():
+        src = out / spec["name"] / "weights.pt"
+        if spec["seed"] == 0 and src.exists():
+            name = spec["name"].removesuffix("_s0")
+            shutil.copyfile(src, dest / f"{name}.pt")
+            written.append(dest / f"{name}.pt")
+    return written
+
+
+def load_results(path: str | Path = EXPORT_DIR / "results.json") -> dict[str, Any]:
+    """The study's results.json (default: the shipped one)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `make ablations` first")
+    res = json.loads(path.read_text())
+    if res.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a results file of this study (format {res.get('format')!r})")
+    return res
+
+
+def weights_path(name: str, dest: Path = EXPORT_DIR) -> Path:
+    """Shipped seed-0 weights of a run: a framework ("psi", "plain", ...) or a Table III name."""
+    path = Path(dest) / f"{name}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `make ablations` first")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m cisr_lib.ablations", description=__doc__.splitlines()[0])
+    b = Budget()
+    ap.add_argument("--out", default="runs/ablations", help="run folders and results.json")
+    ap.add_argument("--steps", type=int, default=b.steps)
+    ap.add_argument("--batch-size", type=int, default=b.batch_size)
+    ap.add_argument("--patch", type=int, default=b.lr_patch, help="LR patch side")
+    ap.add_argument("--data", default=b.data, help="photos (falls back to embedded) or embedded")
+    ap.add_argument("--eval-side", type=int, default=b.eval_side)
+    ap.add_argument("--threads", type=int, default=b.threads)
+    ap.add_argument("--only", nargs="*", help="run names (default: all)")
+    ap.add_argument("--export", action="store_true", help=f"copy results and seed-0 weights to {EXPORT_DIR}")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    budget = dataclasses.replace(b, steps=args.steps, batch_size=args.batch_size, lr_patch=args.patch,
+                                 data=args.data, eval_side=args.eval_side, threads=args.threads)
+    try:
+        torch.set_num_threads(args.threads)
+        res = study(budget, Path(args.out), args.only, progress=not args.quiet)
+        if args.export:
+            export(Path(args.out))
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for v, s in res["summary"]["frameworks"].items():
+        print(f"{v:9s} {s['mean']:.3f} dB (std {s['std']:.3f}, n {s['n']})")
+    for row in res["summary"]["table_iii"]:
+        print(f"{row['label']:32s} {row['psnr']:.3f} dB ({row['minus_ours']:+.3f} vs ours)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The ablation / baseline study: run list, training + evaluation records, summary, resume, export."""
+
+import json
+import statistics
+
+import numpy as np
+import pytest
+
+from cisr_lib import ablations as ab
+from cisr_lib.data import embedded_images
+from cisr_lib.degradations import degrade
+from cisr_lib.evaluate import centre_crop
+from cisr_lib.metrics import psnr
+from cisr_lib.models import build_model
+from cisr_lib.degradations import imresize
+
+SMALL = dict(n_feats=8, n_groups=1, n_blocks=1, steps=2, rho=(0.5, 1.0))
+TINY = ab.Budget(overrides=SMALL, steps=2, batch_size=2, lr_patch=16, data="embedded", eval_side=48, threads=1)
+
+
+def test_run_list_covers_the_frameworks_with_three_seeds_and_every_table_iii_row():
+    specs = ab.runs()
+    names = [s["name"] for s in specs]
+    assert len(names) == len(set(names)) == 4 * 3 + 10
+    for v in ("plain", "cascade", "parallel", "psi"):
+        assert sorted(s["seed"] for s in specs if s["variant"] == v and s["group"] == "frameworks") == [0, 1, 2]
+    rows = [s for s in specs if s["group"] == "table_iii"]
+    assert {s["seed"] for s in rows} == {0} and len(rows) == 10
+    for s in rows:  # every variant builds
+        build_model("micro", scale=2, variant=s["variant"], ablation=s["ablation"], skip=s["skip"])
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("abl")
+    res = ab.study(TINY, out, only=["psi_s0", "psi_s1", "no_rem_aux", "plain_s0"], progress=False)
+    return out, res
+
+
+def test_records_and_summary_follow_from_the_per_image_numbers(study):
+    out, res = study
+    by = {r["name"]: r for r in res["records"]}
+    assert set(by) == {"bicubic", "psi_s0", "psi_s1", "no_rem_aux", "plain_s0"}
+    assert res["format"] == ab.FORMAT and res["budget"]["steps"] == 2 and res["budget"]["data"] == "embedded"
+    for r in by.values():
+        assert r["psnr"] == pytest.approx(statistics.fmean(r["per_image"].values()), abs=1e-3)
+    psi = res["summary"]["frameworks"]["psi"]
+    vals = [by["psi_s0"]["psnr"], by["psi_s1"]["psnr"]]
+    assert psi["n"] == 2 and psi["mean"] == pytest.approx(np.mean(vals)) and psi["std"] == pytest.approx(np.std(vals, ddof=1))
+    assert res["summary"]["psi_seed_range"] == pytest.approx(max(vals) - min(vals))
+    (row,) = res["summary"]["table_iii"]
+    assert row["label"] == "w/o II-AI" and row["paper"] == 27.88
+    assert row["minus_ours"] == pytest.approx(by["no_rem_aux"]["psnr"] - by["psi_s0"]["psnr"])
+    assert len(by["psi_s0"]["steps_psnr"]) == 2 and by["psi_s0"]["steps_psnr"][-1] == pytest.approx(by["psi_s0"]["psnr"])
+    assert "ar_psnr" in by["psi_s0"] and "ar_psnr" not in by["plain_s0"]
+    assert json.loads((out / "results.json").read_text())["summary"] == json.loads(json.dumps(res["summary"]))
+
+
+def test_bicubic_record_matches_an_independent_computation(study):
+    _, res = study
+    img = embedded_images()["chelsea"]  # the embedded validation photo
+    hr, _, z = degrade(centre_crop(img, 48, 2), 2, "jpeg", 10)
+    ref = psnr(imresize(z, 2), hr, 2)
+    assert res["records"][0]["per_image"] == {"chelsea": pytest.approx(ref, abs=1e-4)}
+
+
+def test_finished_runs_are_not_trained_again_and_export_ships_seed_zero(study, monkeypatch, tmp_path):
+    out, res = study
+    import cisr_lib.train as tr
+
+    def boom(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(tr, "train", boom)
+    again = ab.study(TINY, out, only=["psi_s0", "psi_s1", "no_rem_aux", "plain_s0"], progress=False)
+    assert again["records"] == res["records"]
+    written = ab.export(out, tmp_path / "ship")
+    assert sorted(p.name for p in written) == ["no_rem_aux.pt", "plain.pt", "psi.pt", "results.json"]
+    assert ab.load_results(tmp_path / "ship" / "results.json")["records"] == res["records"]
+    assert ab.weights_path("psi", tmp_path / "ship").name == "psi.pt"
+
+
+def test_user_errors_are_one_line_messages(tmp_path, capsys):
+    assert ab.main(["--out", str(tmp_path), "--only", "nonsense"]) == 2
+    assert "unknown run" in capsys.readouterr().err
+    bad = tmp_path / "r.json"
+    bad.write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ValueError, match="not a results file"):
+        ab.load_results(bad)
+    with pytest.raises(FileNotFoundError, match="make ablations"):
+        ab.load_results(tmp_path / "missing.json")
+    with pytest.raises(FileNotFoundError, match="make ablations"):
+        ab.weights_path("psi", tmp_path)
