@@ -9,9 +9,31 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 GPU    ?= 0
 
-.PHONY: test reproduce weights ablations install clean-venv
+.PHONY: test reproduce weights ablations install chromium clean-venv
 
-install: $(STAMP)
+install: $(STAMP) chromium
+
+# The browser smoke test (tests/test_jupyterlab_smoke.py) drives JupyterLab in Debian's `chromium`
+# through Playwright, which never downloads a browser of its own. Installed here only when missing
+# (as root, or with password-less sudo); `make test` requires it unless CISR_REQUIRE_BROWSER=0.
+CHROMIUM             := /usr/bin/chromium
+CISR_REQUIRE_BROWSER ?= 1
+
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "make: $(CHROMIUM) is missing and there is no apt-get: install Chromium there, or run" \
+		     "'make test CISR_REQUIRE_BROWSER=0' to skip the browser smoke test"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		sudo -n apt-get update -qq && \
+		sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	else \
+		echo "make: $(CHROMIUM) is missing and installing it needs root: run" \
+		     "'sudo apt-get install --no-install-recommends chromium', or 'make test CISR_REQUIRE_BROWSER=0'" \
+		     "to skip the browser smoke test"; \
+	fi
 
 # torch is installed first and pinned, so nothing later pulls another build. Where the machine holds
 # a local CPU wheel (this project's CI) that is what pip takes; elsewhere on Linux PyPI's torch is
@@ -30,10 +52,10 @@ $(STAMP): pyproject.toml
 NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 NBCI      := runs/nbci
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	rm -rf $(NBCI)
 	$(if $(NOTEBOOKS),$(BIN)/python -m cisr_lib.nbtools prepare-ci --out $(NBCI),)
-	$(BIN)/python -m pytest tests $(if $(NOTEBOOKS),--nbval-lax --nbval-current-env \
+	CISR_REQUIRE_BROWSER=$(CISR_REQUIRE_BROWSER) $(BIN)/python -m pytest tests $(if $(NOTEBOOKS),--nbval-lax --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg $(NBCI),)
 
 reproduce: $(STAMP)
