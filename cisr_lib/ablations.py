@@ -229,6 +229,44 @@ def weights_path(name: str, dest: Path = EXPORT_DIR) -> Path:
     return path
 
 
+def report(res: dict[str, Any]) -> str:
+    """Markdown tables of a study: the budget, the frameworks over seeds, Table III beside the paper."""
+    b, sm = res["budget"], res["summary"]
+    by = {r["name"]: r for r in res["records"]}
+    train_min = sum(r.get("train_seconds", 0) for r in res["records"]) / 60
+    lines = [f"Budget: {b['model']} x{b['scale']}, {', '.join(f'{c}{q}' for c, q in b['configs'])}, {b['steps']} steps "
+             f"of batch {b['batch_size']} ({b['lr_patch']}x{b['lr_patch']} LR patches), Adam lr {b['lr']:g} "
+             f"({b['schedule']}), data `{b['data']}`; evaluated on `{b['eval_data']}` ({b['eval_side']}x{b['eval_side']} "
+             f"HR centre crops, PSNR-Y, crop = scale); {res['hardware']}, torch {res['torch']}: "
+             f"{train_min:.0f} min of training in all.", "",
+             "| framework | PSNR-Y mean | std over seeds | seeds | per seed |", "|---|---|---|---|---|"]
+    for v in ("bicubic", *FRAMEWORKS):
+        if v in sm["frameworks"]:
+            f = sm["frameworks"][v]
+            lines.append(f"| {v} | {f['mean']:.3f} | {f['std']:.3f} | {f['n'] if v != 'bicubic' else '-'} | "
+                         + ", ".join(f"{x:.3f}" for x in f["values"]) + " |")
+    if sm["table_iii"] and "psi_s0" in by:
+        lines += ["", f"| Table III (seed 0) | paper (tiny, DIV2K) | ours | ours - PSI seed 0 ({by['psi_s0']['psnr']:.3f}) |",
+                  "|---|---|---|---|"]
+        lines += [f"| {r['label']} | {r['paper']:.2f} | {r['psnr']:.3f} | {r['minus_ours']:+.3f} |" for r in sm["table_iii"]]
+    if sm.get("psi_seed_range") is not None:
+        lines += ["", f"PSI's three seeds span {sm['psi_seed_range']:.3f} dB: a single-seed difference smaller than "
+                  "that is not resolved by this budget."]
+    return "\n".join(lines) + "\n"
+
+
+MARK_START, MARK_END = "<!-- ablations:start -->", "<!-- ablations:end -->"
+
+
+def fill_readme(res: dict[str, Any], readme: Path) -> None:
+    """Replace the text between the ablation markers of ``readme`` with :func:`report`."""
+    text = readme.read_text()
+    i, j = text.find(MARK_START), text.find(MARK_END)
+    if i < 0 or j < i:
+        raise ValueError(f"{readme} lacks the markers {MARK_START} ... {MARK_END}")
+    readme.write_text(text[:i + len(MARK_START)] + "\n" + report(res) + text[j:])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cisr_lib.ablations", description=__doc__.splitlines()[0])
     b = Budget()
@@ -241,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=b.threads)
     ap.add_argument("--only", nargs="*", help="run names (default: all)")
     ap.add_argument("--export", action="store_true", help=f"copy results and seed-0 weights to {EXPORT_DIR}")
+    ap.add_argument("--readme", help="fill the tables between the ablation markers of this README")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     budget = dataclasses.replace(b, steps=args.steps, batch_size=args.batch_size, lr_patch=args.patch,
@@ -250,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         res = study(budget, Path(args.out), args.only, progress=not args.quiet)
         if args.export:
             export(Path(args.out))
+        if args.readme:
+            fill_readme(res, Path(args.readme))
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -91,3 +91,24 @@ def test_user_errors_are_one_line_messages(tmp_path, capsys):
         ab.load_results(tmp_path / "missing.json")
     with pytest.raises(FileNotFoundError, match="make ablations"):
         ab.weights_path("psi", tmp_path)
+
+
+def test_report_tables_and_readme_markers(study, tmp_path):
+    _, res = study
+    md = ab.report(res)
+    by = {r["name"]: r for r in res["records"]}
+    assert f"| w/o II-AI | 27.88 | {by['no_rem_aux']['psnr']:.3f} |" in md
+    assert f"| psi | {res['summary']['frameworks']['psi']['mean']:.3f} |" in md
+    readme = tmp_path / "README.md"
+    readme.write_text(f"a\n{ab.MARK_START}\nold\n{ab.MARK_END}\nb\n")
+    ab.fill_readme(res, readme)
+    text = readme.read_text()
+    assert "old" not in text and md in text and text.startswith("a\n") and text.endswith(f"{ab.MARK_END}\nb\n")
+    with pytest.raises(ValueError, match="markers"):
+        ab.fill_readme(res, _plain(tmp_path))
+
+
+def _plain(tmp_path):
+    p = tmp_path / "plain.md"
+    p.write_text("no markers\n")
+    return p
