@@ -11,6 +11,9 @@ the caption (``tests/test_widgets.py`` does exactly that).
   of a model (eq. 12's recursion), with PSNR-Y against the truth when it is given.
 * :class:`AttentionInspector`: pick a pixel m and see the weights w(m, n) of eq. (10) over the
   image, with similarity measured on the guide g or on z itself, with or without the mask d(z).
+* :class:`AblationToggles`: switch the Fig. 2 streams, the non-local operator and the long skip of
+  PSI (Table III) and see the trained variant's output beside PSI's and the truth; only the
+  combinations the ablation study trained (one change at a time) have a model.
 """
 
 from __future__ import annotations
@@ -203,4 +206,168 @@ class AttentionInspector:
                               f"{', masked by d(z)' if masked else ''}: w(m, m) = {wts[q]:.3f}; "
                               f"{n90} candidates hold 90 % of the weight")
         self.image.value = _png(_side_by_side(_heat_overlay(self.z, wts, q), self.z))
+        return self.result
+
+
+# The four input streams of Fig. 2 that Table III cuts: (control label, ablation name).
+ABLATION_STREAMS = (("I-CI", "no_arm_input"), ("I-AI", "no_arm_aux"), ("II-CI", "no_rem_input"),
+                    ("II-AI", "no_rem_aux"))
+NONLOCAL_CHOICES = {"learned": None, "traditional": "traditional_nonlocal", "none": "no_nonlocal"}
+SKIP_CHOICES = ("adaptive", "none", "z", "g", "u")
+UNTRAINED = "not trained; change one thing at a time"
+
+
+def ablation_run(streams: dict[str, bool], nonlocal_mode: str = "learned", skip: str = "adaptive") -> str | None:
+    """The run of the ablation study (``cisr_lib.ablations``) that a combination of the toggles is.
+
+    Args:
+        streams: "I-CI", "I-AI", "II-CI", "II-AI" -> whether the stream is kept (missing: kept).
+        nonlocal_mode: "learned" (the paper's), "traditional" (h = 30) or "none".
+        skip: "adaptive" (eq. 11), "none", "z", "g" or "u".
+
+    Returns:
+        "psi" when nothing is changed, the Table III run name (e.g. "no_arm_aux", "skip_z") when
+        exactly one thing is changed, None when more than one is (the study did not train those).
+    """
+    if nonlocal_mode not in NONLOCAL_CHOICES or skip not in SKIP_CHOICES:
+        raise ValueError(f"nonlocal_mode in {tuple(NONLOCAL_CHOICES)}, skip in {SKIP_CHOICES}")
+    unknown = set(streams) - {k for k, _ in ABLATION_STREAMS}
+    if unknown:
+        raise ValueError(f"unknown stream(s) {sorted(unknown)}")
+    changes = [name for label, name in ABLATION_STREAMS if not streams.get(label, True)]
+    if NONLOCAL_CHOICES[nonlocal_mode]:
+        changes.append(NONLOCAL_CHOICES[nonlocal_mode])
+    if skip != "adaptive":
+        changes.append(f"skip_{skip}")
+    if len(changes) > 1:
+        return None
+    return changes[0] if changes else "psi"
+
+
+def _expected_config(run: str) -> tuple[tuple[str, ...], str]:
+    """(ablation, skip) that the weights of a run must hold."""
+    if run == "psi":
+        return (), "adaptive"
+    if run.startswith("skip_"):
+        return (), run.removeprefix("skip_")
+    return (run,), "adaptive"
+
+
+class AblationToggles:
+    """Table III as switches: the output of the PSI variant trained without one part.
+
+    The ablation study (``python -m cisr_lib.ablations``) trained PSI and ten variants, each with
+    exactly one change from PSI (Table III). Each combination of the controls names one of those
+    runs (:func:`ablation_run`); a combination with two or more changes was not trained, and the
+    widget says so and keeps the last picture. Models and their outputs are cached.
+
+    Args:
+        hr: uint8 HxWx3 RGB truth x; keep it small (the whole-image non-local search is quadratic
+            in the number of LR pixels).
+        weights_dir: folder of the study's exported weights (``psi.pt``, ``no_arm_input.pt``, ...,
+            ``skip_u.pt``), e.g. ``cisr_lib.ablations.EXPORT_DIR``; ``psi.pt`` is required.
+        scale, codec, quality: the degradation z = C D x of eq. (5) (the study: x2, JPEG q10).
+        device: torch device of the models.
+
+    Attributes:
+        i_ci, i_ai, ii_ci, ii_ai: Checkboxes of the four streams of Fig. 2 (``streams`` maps the labels
+            to them); nonlocal_mode: ToggleButtons learned / traditional / none; skip: ToggleButtons
+            adaptive / none / z / g / u.
+        z: the compressed LR input; hr: the truth (cropped to a multiple of the scale).
+        image: the ``ipywidgets.Image`` showing variant | PSI | truth; caption: an ``HTML``.
+        result: ``{"run", "trained", "message", "image", "psnr_y", "psi_psnr_y"}`` of the current
+            combination ("run" None and "image" None when it has no model).
+        loaded: names of the weights files loaded so far, in order (each is loaded once).
+        widget: the ``VBox`` to display.
+
+    Used in notebooks/11_ablations.ipynb
+    """
+
+    def __init__(self, hr: np.ndarray, weights_dir, scale: int = 2, codec: str = "jpeg", quality: int = 10,
+                 device="cpu"):
+        from pathlib import Path
+
+        import ipywidgets as w
+
+        from cisr_lib.degradations import degrade
+
+        self.weights_dir = Path(weights_dir)
+        self.scale, self.device = int(scale), device
+        deg = degrade(hr, self.scale, codec, quality, rng=np.random.default_rng(0))  # (5) z = C D x
+        self.hr, self.z = deg.hr, deg.z
+        self.setting = f"{codec} q{quality}, x{self.scale}"
+        self._models: dict = {}
+        self._outputs: dict[str, tuple[np.ndarray, float]] = {}
+        self._errors: dict[str, str] = {}  # files that exist but hold another model
+        self.loaded: list[str] = []
+        if not (self.weights_dir / "psi.pt").is_file():
+            raise FileNotFoundError(f"{self.weights_dir / 'psi.pt'} not found: every variant is shown beside PSI")
+        self.streams = {label: w.Checkbox(value=True, description=label, indent=False) for label, _ in ABLATION_STREAMS}
+        self.i_ci, self.i_ai, self.ii_ci, self.ii_ai = self.streams.values()
+        self.nonlocal_mode = w.ToggleButtons(options=list(NONLOCAL_CHOICES), value="learned", description="non-local")
+        self.skip = w.ToggleButtons(options=list(SKIP_CHOICES), value="adaptive", description="long skip")
+        self.image = w.Image(format="png")
+        self.caption = w.HTML()
+        self.result: dict = {}
+        for control in (*self.streams.values(), self.nonlocal_mode, self.skip):
+            control.observe(lambda _change: self.update(), names="value")
+        self.widget = w.VBox([w.HBox(list(self.streams.values())), self.nonlocal_mode, self.skip, self.caption,
+                              self.image])
+        self.update()
+
+    def output(self, run: str) -> tuple[np.ndarray, float] | str:
+        """(x_J as uint8, its PSNR-Y) of a run's model on z, cached; a message when it cannot be loaded."""
+        if run in self._outputs or run in self._errors:
+            return self._outputs.get(run) or self._errors[run]
+        import torch
+
+        from cisr_lib.checkpoint import CheckpointError
+        from cisr_lib.convert import tensor2uint, uint2tensor4
+        from cisr_lib.pretrained import load_model
+
+        path = self.weights_dir / f"{run}.pt"
+        if not path.is_file():
+            return f"no weights {path.name} in {self.weights_dir} (this export does not hold that run)"
+        try:
+            model = load_model(path, scale=self.scale, device=self.device)
+        except CheckpointError as exc:
+            self._errors[run] = f"cannot load {path.name}: {exc}"
+            return self._errors[run]
+        self.loaded.append(run)
+        ablation, skip = _expected_config(run)
+        got = (tuple(sorted(model.config.get("ablation", ()) or ())), model.config.get("skip", "adaptive"))
+        if model.config.get("variant", "psi") != "psi" or got != (ablation, skip):
+            self._errors[run] = f"{path.name} holds ablation={got[0]}, skip={got[1]!r}, not the run {run!r}"
+            return self._errors[run]
+        self._models[run] = model
+        with torch.inference_mode():
+            _ys, xs = model(uint2tensor4(self.z).to(self.device))  # the J unfolded steps (eq. 12)
+        img = tensor2uint(xs[-1].float().cpu())  # x_J, (s h, s w, 3)
+        self._outputs[run] = (img, psnr(img, self.hr, self.scale))
+        return self._outputs[run]
+
+    def update(self) -> dict:
+        """Look up the run of the current controls, refresh the picture and the caption; returns ``result``."""
+        from cisr_lib.ablations import TABLE_III
+
+        labels = {"psi": "PSI (all streams, learned non-local, adaptive skip)", **{n: lab for n, lab, *_ in TABLE_III}}
+        run = ablation_run({k: bool(c.value) for k, c in self.streams.items()}, self.nonlocal_mode.value,
+                           self.skip.value)
+        psi_out = self.output("psi")
+        if isinstance(psi_out, str):
+            raise ValueError(psi_out)
+        psi_img, psi_score = psi_out
+        out = UNTRAINED if run is None else self.output(run)
+        if isinstance(out, str):  # keep the last picture
+            self.result = {"run": None, "trained": False, "message": out, "image": None, "psnr_y": None,
+                           "psi_psnr_y": psi_score}
+            self.caption.value = f"<b>{out}</b> (the picture is the last trained combination)"
+            return self.result
+        img, score = out
+        self.result = {"run": run, "trained": True, "message": "", "image": img, "psnr_y": score,
+                       "psi_psnr_y": psi_score}
+        self.caption.value = (f"<b>{labels.get(run, run)}</b> ({self.setting}): PSNR-Y {score:.2f} dB, "
+                              f"PSI {psi_score:.2f} dB ({score - psi_score:+.2f} dB); "
+                              "left: this variant, middle: PSI, right: truth")
+        self.image.value = _png(_side_by_side(_side_by_side(img, psi_img), self.hr))
         return self.result

@@ -73,3 +73,74 @@ def test_attention_inspector_follows_the_query_guide_and_mask():
     ins.guide.value = "z"
     assert ins.result["guide"] == "z" and not np.allclose(ins.result["weights"], r["weights"])
     assert 1 <= ins.result["n90"] <= 12 * 14 and "distances on z" in ins.caption.value
+
+
+def _save_micro(path, seed, **kw):
+    """A tiny weights file in the format of cisr_lib/pretrained.py (what the study exports)."""
+    from cisr_lib.checkpoint import save_checkpoint
+    from cisr_lib.pretrained import FORMAT
+
+    torch.manual_seed(seed)
+    model = build_model("micro", 2, n_feats=8, n_groups=1, n_blocks=1, steps=2, **kw)
+    cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in model.config.items()}
+    save_checkpoint(path, {"format": FORMAT, "model_config": cfg, "state_dict": model.state_dict(), "meta": {}})
+    return model.eval()
+
+
+def test_ablation_run_names_one_change_from_psi():
+    from cisr_lib.ablations import TABLE_III
+    from cisr_lib.widgets import ablation_run
+
+    assert ablation_run({}) == "psi"
+    assert ablation_run({"I-CI": False}) == "no_arm_input" and ablation_run({"II-AI": False}) == "no_rem_aux"
+    assert ablation_run({}, "none") == "no_nonlocal" and ablation_run({}, "traditional") == "traditional_nonlocal"
+    assert ablation_run({}, skip="u") == "skip_u"
+    assert ablation_run({"I-AI": False}, skip="z") is None and ablation_run({"I-CI": False, "II-CI": False}) is None
+    singles = [ablation_run({lab: False}) for lab in ("I-CI", "I-AI", "II-CI", "II-AI")]
+    singles += [ablation_run({}, m) for m in ("none", "traditional")]
+    singles += [ablation_run({}, skip=k) for k in ("none", "z", "g", "u")]
+    assert sorted(singles) == sorted(n for n, *_ in TABLE_III)  # every Table III run, and nothing else
+    with pytest.raises(ValueError):
+        ablation_run({"III-CI": False})
+
+
+def test_ablation_toggles_show_trained_variants_and_refuse_untrained_ones(tmp_path):
+    from cisr_lib.convert import tensor2uint, uint2tensor4
+    from cisr_lib.degradations import degrade
+    from cisr_lib.widgets import UNTRAINED, AblationToggles
+
+    psi = _save_micro(tmp_path / "psi.pt", 0)
+    skip_z = _save_micro(tmp_path / "skip_z.pt", 1, skip="z")
+    _save_micro(tmp_path / "no_arm_aux.pt", 2, ablation="no_arm_aux")
+    _save_micro(tmp_path / "skip_g.pt", 3)  # a PSI model under a wrong name
+    hr = smooth(34, 30, seed=5)
+    deg = degrade(hr, 2, "jpeg", 10, rng=np.random.default_rng(0))
+    with torch.no_grad():
+        ref_psi = tensor2uint(psi(uint2tensor4(deg.z))[1][-1])
+        ref_z = tensor2uint(skip_z(uint2tensor4(deg.z))[1][-1])
+    t = AblationToggles(hr, tmp_path)
+    r = t.result
+    assert r["run"] == "psi" and r["trained"] and np.array_equal(r["image"], ref_psi)
+    assert r["psnr_y"] == r["psi_psnr_y"] == psnr(ref_psi, deg.hr, 2) and "PSI" in t.caption.value
+    t.skip.value = "z"  # fires the observer
+    r = t.result
+    assert r["run"] == "skip_z" and np.array_equal(r["image"], ref_z) and r["psnr_y"] == psnr(ref_z, deg.hr, 2)
+    assert "z as residual" in t.caption.value and f"{r['psnr_y']:.2f} dB" in t.caption.value
+    shown = bytes(t.image.value)
+    t.i_ai.value = False  # a second change: not trained
+    assert t.result["run"] is None and not t.result["trained"] and UNTRAINED in t.caption.value
+    assert bytes(t.image.value) == shown  # the last picture stays
+    t.skip.value = "adaptive"  # now only I-AI is off
+    assert t.result["run"] == "no_arm_aux" and "w/o I-AI" in t.caption.value and bytes(t.image.value) != shown
+    t.i_ai.value = True
+    t.nonlocal_mode.value = "none"  # one change, but this export does not hold the run
+    assert not t.result["trained"] and "no_nonlocal.pt" in t.caption.value
+    t.nonlocal_mode.value = "learned"
+    t.skip.value = "g"  # a file whose model is not the run it is named after
+    assert not t.result["trained"] and "skip_g.pt holds" in t.caption.value
+    t.skip.value = "z"
+    t.skip.value = "g"
+    t.skip.value = "z"
+    assert t.result["run"] == "skip_z" and t.loaded == ["psi", "skip_z", "no_arm_aux", "skip_g"]  # cached
+    with pytest.raises(FileNotFoundError):
+        AblationToggles(hr, tmp_path / "empty")
