@@ -75,6 +75,7 @@ class Budget:
     data: str = "photos"  # falls back to "embedded" where the shared photos are absent
     eval_side: int = 128  # HR centre crop of each validation image
     threads: int = 1
+    device: str = "auto"  # training and evaluation device ("auto": CUDA, then MPS, then CPU); recorded
 
 
 def runs() -> list[dict[str, Any]]:
@@ -127,12 +128,12 @@ def run_one(spec: dict, budget: Budget, out: Path, progress: bool = False) -> di
                       lr=budget.lr, schedule=budget.schedule, warmup_steps=budget.warmup_steps,
                       max_steps=budget.steps, val_every=budget.steps, patience=1, val_crop=budget.eval_side,
                       data=data, configs=budget.configs, threads=budget.threads, seed=spec["seed"],
-                      ckpt_every=max(50, budget.steps // 4))
+                      ckpt_every=max(50, budget.steps // 4), device=budget.device)
     summary = train(cfg, rdir, resume=True, progress=progress)
     weights = export_weights(rdir / "last.pt", rdir / "weights.pt", half=True, overwrite=True,
                              meta={"study": FORMAT, "run": spec["name"]})
     res = evaluate(weights, _eval_data(eval_name), scales=[budget.scale],
-                   configs=[f"{c}{q}" for c, q in budget.configs], max_side=budget.eval_side, device="cpu")
+                   configs=[f"{c}{q}" for c, q in budget.configs], max_side=budget.eval_side, device=budget.device)
     recs = res["records"]
     rec = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()},
            "train_seconds": round(summary["elapsed_s"], 1), "steps": summary["steps"],
@@ -188,8 +189,12 @@ def study(budget: Budget, out: Path, only: list[str] | None = None, progress: bo
     for spec in tqdm(specs, desc="ablations", disable=not progress):
         records.append(run_one(spec, budget, out))
     data, eval_name = _data_names(budget)
+    from cisr_lib.train import select_device
+
+    dev = select_device(budget.device)
     result = {"format": FORMAT, "budget": {**dataclasses.asdict(budget), "data": data, "eval_data": eval_name},
-              "device": "cpu", "hardware": f"{torch.get_num_threads()} torch thread(s), {platform.processor() or platform.machine()}",
+              "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type,
+              "hardware": f"{torch.get_num_threads()} torch thread(s), {platform.processor() or platform.machine()}",
               "torch": torch.__version__, "wall_seconds_this_call": round(time.perf_counter() - t0, 1),
               "records": records, "summary": summary(records)}
     (out / "results.json").write_text(json.dumps(result, indent=1))
@@ -237,7 +242,7 @@ def report(res: dict[str, Any]) -> str:
     lines = [f"Budget: {b['model']} x{b['scale']}, {', '.join(f'{c}{q}' for c, q in b['configs'])}, {b['steps']} steps "
              f"of batch {b['batch_size']} ({b['lr_patch']}x{b['lr_patch']} LR patches), Adam lr {b['lr']:g} "
              f"({b['schedule']}), data `{b['data']}`; evaluated on `{b['eval_data']}` ({b['eval_side']}x{b['eval_side']} "
-             f"HR centre crops, PSNR-Y, crop = scale); {res['hardware']}, torch {res['torch']}: "
+             f"HR centre crops, PSNR-Y, crop = scale); device {res['device']}, {res['hardware']}, torch {res['torch']}: "
              f"{train_min:.0f} min of training in all.", "",
              "| framework | PSNR-Y mean | std over seeds | seeds | per seed |", "|---|---|---|---|---|"]
     for v in ("bicubic", *FRAMEWORKS):
@@ -277,13 +282,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=b.data, help="photos (falls back to embedded) or embedded")
     ap.add_argument("--eval-side", type=int, default=b.eval_side)
     ap.add_argument("--threads", type=int, default=b.threads)
+    ap.add_argument("--device", default=b.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, ...")
     ap.add_argument("--only", nargs="*", help="run names (default: all)")
     ap.add_argument("--export", action="store_true", help=f"copy results and seed-0 weights to {EXPORT_DIR}")
     ap.add_argument("--readme", help="fill the tables between the ablation markers of this README")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     budget = dataclasses.replace(b, steps=args.steps, batch_size=args.batch_size, lr_patch=args.patch,
-                                 data=args.data, eval_side=args.eval_side, threads=args.threads)
+                                 data=args.data, eval_side=args.eval_side, threads=args.threads,
+                                 device=args.device)
     try:
         torch.set_num_threads(args.threads)
         res = study(budget, Path(args.out), args.only, progress=not args.quiet)

@@ -15,7 +15,8 @@ from cisr_lib.models import build_model
 from cisr_lib.degradations import imresize
 
 SMALL = dict(n_feats=8, n_groups=1, n_blocks=1, steps=2, rho=(0.5, 1.0))
-TINY = ab.Budget(overrides=SMALL, steps=2, batch_size=2, lr_patch=16, data="embedded", eval_side=48, threads=1)
+TINY = ab.Budget(overrides=SMALL, steps=2, batch_size=2, lr_patch=16, data="embedded", eval_side=48, threads=1,
+                 device="cpu")
 
 
 def test_run_list_covers_the_frameworks_with_three_seeds_and_every_table_iii_row():
@@ -42,6 +43,7 @@ def test_records_and_summary_follow_from_the_per_image_numbers(study):
     by = {r["name"]: r for r in res["records"]}
     assert set(by) == {"bicubic", "psi_s0", "psi_s1", "no_rem_aux", "plain_s0"}
     assert res["format"] == ab.FORMAT and res["budget"]["steps"] == 2 and res["budget"]["data"] == "embedded"
+    assert res["device"] == "cpu" and res["budget"]["device"] == "cpu"
     for r in by.values():
         assert r["psnr"] == pytest.approx(statistics.fmean(r["per_image"].values()), abs=1e-3)
     psi = res["summary"]["frameworks"]["psi"]
