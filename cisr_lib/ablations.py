@@ -115,49 +115,49 @@ def _summarise(values: list[float]) -> dict[str, Any]:
 
 def run_one(spec: dict, budget: Budget, out: Path, progress: bool = False) -> dict[str, Any]:
     """Train (or resume) one run, export its weights and evaluate them; returns its record."""
-    from cisr_lib.evaluate import evaluate
     from cisr_lib.train import TrainConfig, train
 
     rdir = out / spec["name"]
     done = rdir / "eval.json"
     if done.exists():
         return json.loads(done.read_text())
-    data, eval_name = _data_names(budget)
-    cfg = TrainConfig(model=budget.model, overrides=dict(budget.overrides), scale=budget.scale, variant=spec["variant"], ablation=spec["ablation"],
-                      skip=spec["skip"], preset="cpu", batch_size=budget.batch_size, lr_patch=budget.lr_patch,
-                      lr=budget.lr, schedule=budget.schedule, warmup_steps=budget.warmup_steps,
+    cfg = TrainConfig(model=budget.model, overrides=dict(budget.overrides), scale=budget.scale,
+                      variant=spec["variant"], ablation=spec["ablation"], skip=spec["skip"], preset="cpu",
+                      batch_size=budget.batch_size, lr_patch=budget.lr_patch, lr=budget.lr, schedule=budget.schedule, warmup_steps=budget.warmup_steps,
                       max_steps=budget.steps, val_every=budget.steps, patience=1, val_crop=budget.eval_side,
-                      data=data, configs=budget.configs, threads=budget.threads, seed=spec["seed"],
+                      data=_data_names(budget)[0], configs=budget.configs, threads=budget.threads,
+                      seed=spec["seed"],
                       ckpt_every=max(50, budget.steps // 4), device=budget.device)
     summary = train(cfg, rdir, resume=True, progress=progress)
     weights = export_weights(rdir / "last.pt", rdir / "weights.pt", half=True, overwrite=True,
                              meta={"study": FORMAT, "run": spec["name"]})
-    res = evaluate(weights, _eval_data(eval_name), scales=[budget.scale],
-                   configs=[f"{c}{q}" for c, q in budget.configs], max_side=budget.eval_side, device=budget.device)
-    recs = res["records"]
     rec = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()},
            "train_seconds": round(summary["elapsed_s"], 1), "steps": summary["steps"],
            "parameters": sum(p.numel() for p in torch.load(weights, weights_only=True)["state_dict"].values()),
-           "psnr": statistics.fmean(r["psnr"] for r in recs), "ssim": statistics.fmean(r["ssim"] for r in recs),
-           "per_image": {r["image"]: round(r["psnr"], 4) for r in recs}}
-    if recs and "steps_psnr" in recs[0]:
-        rec["steps_psnr"] = [statistics.fmean(r["steps_psnr"][j] for r in recs) for j in range(len(recs[0]["steps_psnr"]))]
-    if recs and "ar" in recs[0]:
-        rec["ar_psnr"] = statistics.fmean(r["ar"]["psnr"] for r in recs)
-        rec["z_psnr"] = statistics.fmean(r["ar"]["z_psnr"] for r in recs)
+           **_scores(weights, budget)}
     done.write_text(json.dumps(rec, indent=1))
     return rec
 
 
-def bicubic_record(budget: Budget) -> dict[str, Any]:
+def _scores(method, budget: Budget) -> dict[str, Any]:
+    """Mean PSNR-Y / SSIM-Y of a method on the held-out images, per image, per step and of the ARM."""
     from cisr_lib.evaluate import evaluate
 
-    res = evaluate("bicubic", _eval_data(_data_names(budget)[1]), scales=[budget.scale],
-                   configs=[f"{c}{q}" for c, q in budget.configs], max_side=budget.eval_side, device="cpu")
-    recs = res["records"]
-    return {"name": "bicubic", "group": "frameworks", "variant": "bicubic", "seed": None,
-            "psnr": statistics.fmean(r["psnr"] for r in recs), "ssim": statistics.fmean(r["ssim"] for r in recs),
-            "per_image": {r["image"]: round(r["psnr"], 4) for r in recs}}
+    recs = evaluate(method, _eval_data(_data_names(budget)[1]), scales=[budget.scale],
+                    configs=[f"{c}{q}" for c, q in budget.configs], max_side=budget.eval_side,
+                    device="cpu" if method == "bicubic" else budget.device)["records"]
+    out = {"psnr": statistics.fmean(r["psnr"] for r in recs), "ssim": statistics.fmean(r["ssim"] for r in recs),
+           "per_image": {r["image"]: round(r["psnr"], 4) for r in recs}}
+    if "steps_psnr" in recs[0]:
+        out["steps_psnr"] = [statistics.fmean(r["steps_psnr"][j] for r in recs) for j in range(len(recs[0]["steps_psnr"]))]
+    if "ar" in recs[0]:
+        out["ar_psnr"] = statistics.fmean(r["ar"]["psnr"] for r in recs)
+        out["z_psnr"] = statistics.fmean(r["ar"]["z_psnr"] for r in recs)
+    return out
+
+
+def bicubic_record(budget: Budget) -> dict[str, Any]:
+    return {"name": "bicubic", "group": "frameworks", "variant": "bicubic", "seed": None, **_scores("bicubic", budget)}
 
 
 def summary(records: list[dict]) -> dict[str, Any]:
