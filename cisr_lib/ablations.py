@@ -97,16 +97,6 @@ def _data_names(budget: Budget) -> tuple[str, str]:
     return data, f"{data}-val"  # the held-out images: photos 041-049, or chelsea
 
 
-def _eval_data(name: str):
-    from cisr_lib.data import embedded_images
-    from cisr_lib.evaluate import data_source
-    from cisr_lib.train import EMBEDDED_VAL
-
-    if name == "embedded-val":  # what the trainer holds out of the embedded photos
-        return {k: v for k, v in embedded_images().items() if k in EMBEDDED_VAL}
-    return data_source(name)
-
-
 def _summarise(values: list[float]) -> dict[str, Any]:
     """Mean, sample standard deviation and range of one number over seeds."""
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
@@ -141,9 +131,9 @@ def run_one(spec: dict, budget: Budget, out: Path, progress: bool = False) -> di
 
 def _scores(method, budget: Budget) -> dict[str, Any]:
     """Mean PSNR-Y / SSIM-Y of a method on the held-out images, per image, per step and of the ARM."""
-    from cisr_lib.evaluate import evaluate
+    from cisr_lib.evaluate import data_source, evaluate
 
-    recs = evaluate(method, _eval_data(_data_names(budget)[1]), scales=[budget.scale],
+    recs = evaluate(method, data_source(_data_names(budget)[1]), scales=[budget.scale],
                     configs=[f"{c}{q}" for c, q in budget.configs], max_side=budget.eval_side,
                     device="cpu" if method == "bicubic" else budget.device)["records"]
     out = {"psnr": statistics.fmean(r["psnr"] for r in recs), "ssim": statistics.fmean(r["ssim"] for r in recs),

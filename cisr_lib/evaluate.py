@@ -147,6 +147,7 @@ def data_source(name: str | PathLike) -> PathLike | dict[str, Any]:
 
     Args:
         name: ``"embedded"`` (the six scikit-image photos, :func:`cisr_lib.data.embedded_images`),
+            ``"embedded-val"`` (the one the trainer holds out of them, chelsea),
             ``"photos-val"`` (the validation photos 041-049 of the shared folder,
             :func:`cisr_lib.data.split_photos`), ``"photos"`` (all shared photos), or a folder
             (clean images, or a test set holding ``manifest.json``).
@@ -161,6 +162,10 @@ def data_source(name: str | PathLike) -> PathLike | dict[str, Any]:
 
     if name == "embedded":
         return embedded_images()
+    if name == "embedded-val":
+        from cisr_lib.train import EMBEDDED_VAL
+
+        return {k: v for k, v in embedded_images().items() if k in EMBEDDED_VAL}
     if name in ("photos", "photos-val"):
         paths = shared_photos()
         if paths is None:
@@ -169,7 +174,7 @@ def data_source(name: str | PathLike) -> PathLike | dict[str, Any]:
             paths = split_photos(paths)[1]
         return {p.stem: p for p in paths}
     if not Path(name).is_dir():
-        raise FileNotFoundError(f"data folder not found: {name} (or use embedded, photos, photos-val)")
+        raise FileNotFoundError(f"data folder not found: {name} (or use embedded, embedded-val, photos, photos-val)")
     return name
 
 
@@ -818,7 +823,7 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument("--weights", nargs="+", metavar="PATH",
                    help="weights files, one per scale (default: the shipped weights of each scale)")
     p.add_argument("--data", default="embedded",
-                   help="embedded, photos, photos-val, or a folder of clean images or a built test set")
+                   help="embedded, embedded-val, photos, photos-val, or a folder of clean images or a built test set")
     p.add_argument("--testset", metavar="DIR", help="build (or verify) a frozen test set from --data here, then read it")
     p.add_argument("--scales", type=int, nargs="+", default=[2, 3, 4], choices=(2, 3, 4))
     p.add_argument("--configs", nargs="+", help="e.g. jpeg10 webp5 (default: the paper's 10)")

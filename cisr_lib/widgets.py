@@ -245,12 +245,10 @@ def ablation_run(streams: dict[str, bool], nonlocal_mode: str = "learned", skip:
 
 
 def _expected_config(run: str) -> tuple[tuple[str, ...], str]:
-    """(ablation, skip) that the weights of a run must hold."""
-    if run == "psi":
-        return (), "adaptive"
-    if run.startswith("skip_"):
-        return (), run.removeprefix("skip_")
-    return (run,), "adaptive"
+    """(ablation, skip) that the weights of a run must hold, from the study's Table III list."""
+    from cisr_lib.ablations import TABLE_III
+
+    return {"psi": ((), "adaptive"), **{n: (tuple(a), k) for n, _, a, k, _ in TABLE_III}}[run]
 
 
 class AblationToggles:
@@ -296,7 +294,6 @@ class AblationToggles:
         deg = degrade(hr, self.scale, codec, quality, rng=np.random.default_rng(0))  # (5) z = C D x
         self.hr, self.z = deg.hr, deg.z
         self.setting = f"{codec} q{quality}, x{self.scale}"
-        self._models: dict = {}
         self._outputs: dict[str, tuple[np.ndarray, float]] = {}
         self._errors: dict[str, str] = {}  # files that exist but hold another model
         self.loaded: list[str] = []
@@ -339,7 +336,6 @@ class AblationToggles:
         if model.config.get("variant", "psi") != "psi" or got != (ablation, skip):
             self._errors[run] = f"{path.name} holds ablation={got[0]}, skip={got[1]!r}, not the run {run!r}"
             return self._errors[run]
-        self._models[run] = model
         with torch.inference_mode():
             _ys, xs = model(uint2tensor4(self.z).to(self.device))  # the J unfolded steps (eq. 12)
         img = tensor2uint(xs[-1].float().cpu())  # x_J, (s h, s w, 3)

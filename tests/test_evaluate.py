@@ -269,3 +269,13 @@ def test_cli_refuses_weights_with_bicubic(tmp_path, capsys):
                  "--out", str(tmp_path / "ev")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--weights" in err[0]
+
+
+def test_data_source_embedded_val_is_what_the_trainer_holds_out():
+    from cisr_lib.data import embedded_images
+    from cisr_lib.evaluate import data_source
+    from cisr_lib.train import EMBEDDED_VAL, TrainConfig, training_images
+
+    held = data_source("embedded-val")
+    assert set(held) == set(EMBEDDED_VAL) == set(training_images(TrainConfig(data="embedded"))[1])
+    assert all(held[k] is embedded_images()[k] or (held[k] == embedded_images()[k]).all() for k in held)
