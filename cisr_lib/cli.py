@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from cisr_lib.precision import PRECISIONS  # no torch import: `cisr --help` stays fast
+
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from cisr_lib.checkpoint import CheckpointError
@@ -91,7 +93,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_steps=args.steps, max_minutes=args.minutes, val_every=args.val_every, patience=args.patience,
         val_crop=args.val_crop, unfolding=args.unfolding, data=args.data, val_data=args.val_data,
         configs=tuple(parse_config(c) for c in args.configs) if args.configs else PAPER_CONFIGS,
-        grad_clip=args.grad_clip, device=args.device, amp=not args.no_amp, compile=args.compile,
+        grad_clip=args.grad_clip, device=args.device, precision=args.precision, compile=args.compile,
         num_workers=args.workers, threads=args.threads, seed=args.seed, ckpt_every=args.ckpt_every,
         init=args.init)
     res = train(cfg, args.out, resume=not args.no_resume, progress=not args.quiet)
@@ -155,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--configs", nargs="+", help="e.g. jpeg10 webp5 (default: the paper's 10)")
     p.add_argument("--grad-clip", type=float, default=0.0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--precision", default=None, choices=PRECISIONS,
+                   help="bf16 autocast where the hardware has it (auto: CUDA, or a CPU with AMX / AVX512-BF16), or fp32 "
+                        "(default: auto, or $CISR_PRECISION)")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--threads", type=int)

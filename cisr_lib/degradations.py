@@ -137,12 +137,15 @@ def _resize_matrix(in_len: int, out_len: int, scale: float, dtype: torch.dtype, 
     """Dense (out_len, in_len) operator of one 1-D pass, built from :func:`_contributions`.
 
     Mirrored taps that land on the same input pixel are added, so ``M @ v`` equals the tap sum.
+    The matrix is an ordinary tensor even when first built under ``torch.inference_mode`` (the
+    cache is shared with training, where autograd saves it for the backward pass).
     """
     weights, indices = _contributions(in_len, out_len, scale)
     m = np.zeros((out_len, in_len))
     rows = np.repeat(np.arange(out_len)[:, None], weights.shape[1], axis=1)
     np.add.at(m, (rows, indices), weights)  # M[i, j(i, p)] += w_ip
-    return torch.tensor(m, dtype=torch.float64).to(device=device, dtype=dtype)
+    with torch.inference_mode(False):
+        return torch.tensor(m, dtype=torch.float64).to(device=device, dtype=dtype)
 
 
 def _scales_and_sizes(
@@ -260,9 +263,10 @@ def imresize_torch(x: torch.Tensor, scale: float | tuple[float, float]) -> torch
     ieee_fp32 = x.device.type == "cpu" and torch.get_float32_matmul_precision() == "highest"
     work = torch.float32 if ieee_fp32 and x.dtype != torch.float64 else torch.float64  # never TF32/bf16 matmul
     out = x.to(work)
-    for axis in order:
-        m = _resize_matrix(out.shape[-2 + axis], sizes[axis], scales[axis], work, out.device)
-        out = m @ out if axis == 0 else out @ m.T  # (..., H', W) = M_h x, or (..., H, W') = x M_w^T
+    with torch.autocast(x.device.type, enabled=False):  # autocast would run the products in bf16
+        for axis in order:
+            m = _resize_matrix(out.shape[-2 + axis], sizes[axis], scales[axis], work, out.device)
+            out = m @ out if axis == 0 else out @ m.T  # (..., H', W) = M_h x, or (..., H, W') = x M_w^T
     return out.to(x.dtype)
 
 

@@ -36,7 +36,9 @@ of the image's HR and z pixels). A rerun into the same folder reuses every cache
 interrupted evaluation resumes where it stopped. The method id of a weights file contains the
 SHA-256 of the file (and ``window`` when given), that of an ``nn.Module`` a hash of its class,
 configuration and state dict: a changed model never reuses stale numbers. The device is not part
-of the key (CPU and GPU give the same outputs up to float round-off).
+of the key (CPU and GPU give the same outputs up to float round-off); bf16 arithmetic is (the id
+ends in ``:bf16``), as it changes outputs by more than round-off (``precision``, see
+:mod:`cisr_lib.precision`; the default "auto" uses it where the hardware runs it natively).
 
 Speed: large images with the paper's whole-image non-local search are slow on a CPU. Two
 options trade fidelity to the protocol for time, both None by default (the paper's protocol):
@@ -257,17 +259,18 @@ def _pick(method: MethodSpec, scale: int) -> str | PathLike | nn.Module:
     return method
 
 
-def method_id(method: MethodSpec, scale: int, window: int | None = None) -> str:
+def method_id(method: MethodSpec, scale: int, window: int | None = None, precision: str = "fp32") -> str:
     """The cache key of a method at one scale.
 
     Args:
         method: ``"bicubic"``, a weights-file path, an ``nn.Module``, or a dict scale -> path/module.
         scale: the scale.
         window: the non-local search radius passed to :func:`~cisr_lib.pretrained.load_model`.
+        precision: the resolved arithmetic, "fp32" or "bf16" (:func:`cisr_lib.precision.resolve`).
 
     Returns:
-        ``"bicubic"``, ``"weights:STEM:SHA16[:window=R]"`` with the SHA-256 of the file, or
-        ``"module:CLASS:SHA16"`` with :func:`_module_sha256`.
+        ``"bicubic"``, ``"weights:STEM:SHA16[:window=R][:bf16]"`` with the SHA-256 of the file, or
+        ``"module:CLASS:SHA16[:bf16]"`` with :func:`_module_sha256`.
 
     Raises:
         FileNotFoundError: a weights path that does not exist.
@@ -278,12 +281,13 @@ def method_id(method: MethodSpec, scale: int, window: int | None = None) -> str:
     m = _pick(method, scale)
     if isinstance(m, str) and m == BICUBIC:
         return BICUBIC
+    tag = ":bf16" if precision == "bf16" else ""
     if _is_module(m):
-        return f"module:{type(m).__name__}:{_module_sha256(m)[:16]}"
+        return f"module:{type(m).__name__}:{_module_sha256(m)[:16]}{tag}"
     path = Path(m)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
-    return f"weights:{path.stem}:{sha256_file(path)[:16]}" + ("" if window is None else f":window={window}")
+    return f"weights:{path.stem}:{sha256_file(path)[:16]}" + ("" if window is None else f":window={window}") + tag
 
 
 def _label(method: MethodSpec, scale: int) -> str:
@@ -311,17 +315,20 @@ def _load(method: MethodSpec, scale: int, window: int | None, device: torch.devi
     return load_model(m, scale=scale, device=device, **runtime)
 
 
-def _run(model: nn.Module | None, z: np.ndarray, scale: int, device: torch.device) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _run(model: nn.Module | None, z: np.ndarray, scale: int, device: torch.device,
+         precision: str = "fp32") -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(ys, xs) as uint8 images: the model's J estimates, or ([], [bicubic(z)])."""
     import torch
 
     from cisr_lib.convert import tensor2uint, uint2tensor4
     from cisr_lib.degradations import imresize
+    from cisr_lib.precision import autocast, memory_format
 
     if model is None:
         return [], [imresize(z, scale)]  # MATLAB bicubic up-scaling of the compressed image
-    with torch.no_grad():
-        ys, xs = model(uint2tensor4(z).to(device))  # J x (1, 3, h, w), J x (1, 3, sh, sw)
+    with torch.no_grad(), autocast(precision, device):
+        zt = uint2tensor4(z).to(device).contiguous(memory_format=memory_format(device))  # (1, 3, h, w)
+        ys, xs = model(zt)  # J x (1, 3, h, w), J x (1, 3, sh, sw)
     return [tensor2uint(y) for y in ys], [tensor2uint(x) for x in xs]
 
 
@@ -456,6 +463,7 @@ def evaluate(
     window: int | None = None,
     max_side: int | None = None,
     device: str | torch.device = "auto",
+    precision: str | None = None,
     label: str | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -480,6 +488,8 @@ def evaluate(
             (:func:`centre_crop`); the triples of a test-set folder are cropped on the LR grid,
             so z keeps its stored codec bytes (the two crops differ, and so do their numbers).
         device: ``"auto"`` (CUDA, MPS, then CPU) or a torch device.
+        precision: "auto", "fp32" or "bf16" (None: the process default, see
+            :mod:`cisr_lib.precision`); bf16 results are cached under their own method id.
         label: method name in the tables (default: "Bicubic", the weights file stem, or the
             module's configuration name and variant).
         progress: print one line per scale and configuration.
@@ -516,12 +526,16 @@ def evaluate(
     if window is not None and any(_is_module(_pick(method, s)) for s in scales):
         raise ValueError("window applies when loading a weights file; build the module with window=... instead")
     dev = select_device(str(device)) if not isinstance(device, torch.device) else device
+    from cisr_lib.precision import describe, resolve as resolve_precision
+
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     cache = _Cache(out / CACHE_FILE if out is not None else None)
     source = _Data(data, max_side)
-    ids = {s: method_id(method, s, window) for s in scales}
+    model_method = not (isinstance(method, str) and method == BICUBIC)
+    prec = resolve_precision(precision, dev) if model_method else "fp32"  # bicubic is numpy float64
+    ids = {s: method_id(method, s, window, prec) for s in scales}
     labels = {_label(method, s) for s in scales}
     name = label or " / ".join(sorted(labels))
 
@@ -541,7 +555,7 @@ def evaluate(
                     if not loaded:
                         model, loaded = _load(method, s, window, dev), True
                     t0 = time.perf_counter()
-                    ys, xs = _run(model, smp.z, s, dev)
+                    ys, xs = _run(model, smp.z, s, dev, prec)
                     seconds = time.perf_counter() - t0
                     rec = dict(zip(_Cache.KEY, key))
                     rec.update(hr_shape=list(smp.hr.shape[:2]), seconds=round(seconds, 4))
@@ -568,6 +582,7 @@ def evaluate(
         "methods": {str(s): ids[s] for s in scales},
         "data": source.description,
         "settings": {"max_side": max_side, "window": window, "ifc": with_ifc, "device": str(dev),
+                     "precision": describe(precision, dev) if model_method else "float64 (bicubic)",
                      "y_channel": "MATLAB BT.601 rgb2ycbcr", "shave": "scale (SR), 0 (LR)",
                      "psnr_b_block": "8 * scale"},
         "scales": scales,
@@ -803,7 +818,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         build_test_set(data, args.testset, scales=args.scales, configs=[parse_config(c) for c in configs])
         data = args.testset
     res = evaluate(method, data, args.scales, configs, args.out, with_ifc=args.ifc, window=args.window,
-                   max_side=args.max_side, device=args.device, progress=not args.quiet)
+                   max_side=args.max_side, device=args.device, precision=args.precision,
+                   progress=not args.quiet)
     print(table_i(res), end="")
     print(f"full results in {Path(args.out) / RESULTS_FILE}, tables in {Path(args.out) / TABLES_FILE}")
     return 0
@@ -832,6 +848,8 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument("--window", type=int, help="non-local search radius (default: the whole image, as the paper)")
     p.add_argument("--max-side", type=int, help="centre-crop HR images to at most N x N (default: whole images)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"),
+                   help="bf16 autocast where the hardware has it (auto), or fp32 (default: auto, or $CISR_PRECISION)")
     p.add_argument("--quiet", action="store_true", help="no line per configuration")
     p.set_defaults(func=_cmd_eval)
     return p

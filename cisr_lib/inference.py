@@ -65,6 +65,16 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".a
 
 _ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")  # formats whose alpha channel read_image_info reads back
 
+DEFAULT_TILE = 256
+"""LR tile side of ``tile="auto"``: bounded memory (one tile's activations) at a few % overlap cost."""
+
+DEFAULT_WINDOW = 3
+"""Non-local search radius of ``window="auto"`` on the CPU: a 7 x 7 neighbourhood. Chosen by PSNR-Y
+against time on the validation photos (docs/model.md, "Search window"; benchmarks/window_choice.py)."""
+
+PROGRESS_MIN_TILES = 8
+"""``progress=None`` shows a bar over the tiles when an image has more tiles than this."""
+
 
 def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of tiles of length ``tile`` covering ``[0, size)``, evenly spread.
@@ -184,12 +194,15 @@ def _resolve_device(device: str | torch.device, model: nn.Module | None = None) 
 def _prepared_model(weights, scale: int, device, window: int | None) -> Iterator[tuple[nn.Module, torch.device]]:
     """The model to run (loaded, or the given module in eval mode) and its device.
 
-    A given module is moved to ``device`` (when not "auto") and keeps that; its training flag and
-    the ``window`` of its non-local operators are restored on exit.
+    A given module is moved to ``device`` (when not "auto") and keeps that; its training flag, the
+    ``window`` of its non-local operators and its memory format are restored on exit. On the CPU the
+    model runs channels_last (:func:`cisr_lib.precision.memory_format`).
     """
+    import torch
     from torch import nn
 
     from cisr_lib.models.nonlocal_op import NonLocal
+    from cisr_lib.precision import memory_format
     from cisr_lib.pretrained import SHIPPED_NAMES, default_weights, load_model, shipped_weights
 
     if not isinstance(weights, nn.Module):
@@ -200,7 +213,8 @@ def _prepared_model(weights, scale: int, device, window: int | None) -> Iterator
         else:
             path = weights
         dev = _resolve_device(device)
-        yield load_model(path, scale=scale, device=dev, **({} if window is None else {"window": window})), dev
+        model = load_model(path, scale=scale, device=dev, **({} if window is None else {"window": window}))
+        yield model.to(memory_format=memory_format(dev)), dev
         return
     model = weights
     got = getattr(model, "scale", None)
@@ -211,15 +225,19 @@ def _prepared_model(weights, scale: int, device, window: int | None) -> Iterator
     ops = [m for m in model.modules() if isinstance(m, NonLocal)]
     saved = [op.window for op in ops]
     was_training = model.training
+    convs = [p for p in model.parameters() if p.dim() == 4]
+    was_contiguous = all(p.is_contiguous() for p in convs)
     try:
         if window is not None:
             for op in ops:
                 op.window = window
-        yield model.eval(), dev
+        yield model.eval().to(memory_format=memory_format(dev)), dev
     finally:
         for op, w in zip(ops, saved):
             op.window = w
         model.train(was_training)
+        if was_contiguous:
+            model.to(memory_format=torch.contiguous_format)
 
 
 def _split_channels(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]:
@@ -248,8 +266,10 @@ def _check_options(scale, steps, tile, tile_overlap, window) -> None:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
     if steps is not None and (not is_int(steps) or steps < 1):
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if window is not None and (not is_int(window) or window < 1):
-        raise ValueError(f"window must be a positive integer (search radius), got {window!r}")
+    if window is not None and window != "auto" and (not is_int(window) or window < 1):
+        raise ValueError(f"window must be a positive integer (search radius), 'auto' or None, got {window!r}")
+    if tile == "auto":
+        tile = DEFAULT_TILE
     if tile is not None:
         if not is_int(tile) or tile < 1:
             raise ValueError(f"tile must be a positive integer or None, got {tile!r}")
@@ -259,7 +279,8 @@ def _check_options(scale, steps, tile, tile_overlap, window) -> None:
 
 
 def _run_tiles(model: nn.Module, rgb: np.ndarray, scale: int, steps: int | None, tile: int | None,
-               overlap: int, device: torch.device, gray: bool) -> np.ndarray:
+               overlap: int, device: torch.device, gray: bool, precision: str = "fp32",
+               progress: bool | None = False) -> np.ndarray:
     """Run the network tile by tile and blend the HR tiles (see the module docstring).
 
     Args:
@@ -272,14 +293,19 @@ def _run_tiles(model: nn.Module, rgb: np.ndarray, scale: int, steps: int | None,
         overlap: minimum overlap of neighbouring tiles in LR pixels.
         device: where the model runs.
         gray: return the mean of the clipped channels, uint8 (sH)x(sW), instead of uint8 (sH)x(sW)x3.
+        precision: "fp32" or "bf16" (resolved).
+        progress: a tqdm bar over the tiles; None: when there are more than
+            :data:`PROGRESS_MIN_TILES` tiles.
 
     Returns:
         The HR image, uint8.
     """
     import torch
+    from tqdm.auto import tqdm
 
     from cisr_lib.convert import tensor2uint, uint2tensor4
     from cisr_lib.models.blocking import estimate_grid_phase
+    from cisr_lib.precision import autocast, memory_format
 
     h, w = rgb.shape[:2]
     side = max(h, w) if tile is None else tile
@@ -299,6 +325,10 @@ def _run_tiles(model: nn.Module, rgb: np.ndarray, scale: int, steps: int | None,
 
     band = torch.zeros(3, th * scale, w * scale, **to_dev)  # HR rows [top, top + th s)
     top = 0
+    n_tiles = len(row_starts) * len(col_starts)
+    show = n_tiles > PROGRESS_MIN_TILES if progress is None else progress
+    bar = tqdm(total=n_tiles, desc="upscale", unit="tile", disable=not show, dynamic_ncols=True, leave=False)
+    layout = memory_format(device)
     for i, r0 in enumerate(row_starts):
         shift = r0 * scale - top  # HR rows above this tile row are final
         if shift:
@@ -307,17 +337,20 @@ def _run_tiles(model: nn.Module, rgb: np.ndarray, scale: int, steps: int | None,
             top += shift
         for j, c0 in enumerate(col_starts):
             rows, cols = (r0, r0 + th), (c0, c0 + tw)
-            if patch:
-                z, mask = _tile_mask(rgb, rows, cols, phase, patch, device)
-                _, xs = model(z, steps=steps, mask=mask)
-            else:
-                z = uint2tensor4(rgb[rows[0]:rows[1], cols[0]:cols[1]]).to(device)  # (1, 3, th, tw)
-                _, xs = model(z, steps=steps)
-            x = xs[-1]  # (1, 3, s th, s tw), x_J
+            with autocast(precision, device):
+                if patch:
+                    z, mask = _tile_mask(rgb, rows, cols, phase, patch, device)
+                    _, xs = model(z.contiguous(memory_format=layout), steps=steps, mask=mask)
+                else:
+                    z = uint2tensor4(rgb[rows[0]:rows[1], cols[0]:cols[1]]).to(device)  # (1, 3, th, tw)
+                    _, xs = model(z.contiguous(memory_format=layout), steps=steps)
+            x = xs[-1].float()  # (1, 3, s th, s tw), x_J
             if tuple(x.shape) != (1, 3, th * scale, tw * scale):
                 raise ValueError(f"the model returned {tuple(x.shape)} for a {th}x{tw} tile at scale {scale}")
             weight = row_w[i][:, None] * col_w[j][None, :]  # (s th, s tw), sums to 1 over tiles
-            band[:, :, c0 * scale: (c0 + tw) * scale] += x[0].float() * weight
+            band[:, :, c0 * scale: (c0 + tw) * scale] += x[0] * weight
+            bar.update(1)
+    bar.close()
     flush(band, top)
     return out
 
@@ -327,10 +360,12 @@ def upscale(
     scale: int,
     weights: str | os.PathLike | nn.Module | None = None,
     steps: int | None = None,
-    tile: int | None = None,
+    tile: int | str | None = "auto",
     tile_overlap: int = 16,
     device: str | torch.device = "auto",
-    window: int | None = None,
+    window: int | str | None = "auto",
+    precision: str | None = None,
+    progress: bool | None = None,
 ) -> np.ndarray:
     """Super-resolve a (compressed) LR image by ``scale`` with a trained CISR-PSI model.
 
@@ -344,14 +379,21 @@ def upscale(
             ``"tiny"`` names the shipped weights of that model for ``scale``. A path is loaded
             on every call: for many images load once (``pretrained.load_model``) and pass the module.
         steps: unfolding steps J (None: the model's own J).
-        tile: LR tile side T (None: the whole image at once, as in the paper). Tiling bounds
-            memory; results differ slightly from the whole image (see the module docstring).
+        tile: LR tile side T; "auto" (default): :data:`DEFAULT_TILE`; None: the whole image at
+            once, as in the paper. Tiling bounds memory; results differ slightly from the whole
+            image (see the module docstring).
         tile_overlap: minimum overlap of neighbouring tiles in LR pixels, in [0, T / 2]; each
             tile's border is faded out over it, so a larger overlap hides more of the border
             effects (zero padding, a cut search window) at the cost of more tiles.
         device: "auto" (the given module's device, else CUDA, MPS, CPU), "cpu", "cuda", ...
-        window: search radius of the non-local operator (None: the whole image or tile, O(N^2)
-            time; a radius such as 7 makes large images affordable on the CPU).
+        window: search radius r of the non-local operator. "auto" (default): :data:`DEFAULT_WINDOW`
+            on the CPU (chosen by measurement, docs/model.md "Search window"), the model's own
+            search elsewhere; None: the model's own search (the paper's: the whole image or tile,
+            O(N^2) time); an integer: candidates within r pixels on each axis.
+        precision: "auto", "fp32" or "bf16" (None: the process default, "auto" unless set; see
+            :mod:`cisr_lib.precision`).
+        progress: a progress bar over the tiles; None: when there are more than
+            :data:`PROGRESS_MIN_TILES`.
 
     Returns:
         uint8 array of (s H)x(s W) with the input's channel layout: RGB -> RGB, grey -> grey (the
@@ -365,17 +407,38 @@ def upscale(
     import torch
 
     from cisr_lib.degradations import imresize
+    from cisr_lib.precision import resolve
 
     colour, alpha, gray = _split_channels(image)
     _check_options(scale, steps, tile, tile_overlap, window)
-    with _prepared_model(weights, scale, device, window) as (model, dev), torch.inference_mode():
-        out = _run_tiles(model, colour, scale, steps, tile, tile_overlap, dev, gray)
+    dev = _resolve_device(device, weights if _is_module(weights) else None)
+    tile, window = resolve_runtime(tile, window, dev)
+    prec = resolve(precision, dev)
+    with _prepared_model(weights, scale, dev, window) as (model, dev), torch.inference_mode():
+        out = _run_tiles(model, colour, scale, steps, tile, tile_overlap, dev, gray, prec, progress)
     if gray and image.ndim == 3 and alpha is None:
         out = out[:, :, None]  # HxWx1 in -> (sH)x(sW)x1 out
     if alpha is not None:
         a = imresize(alpha, scale)  # (sH, sW) uint8, MATLAB bicubic
         out = np.dstack([out, a])
     return out
+
+
+def _is_module(obj) -> bool:
+    from torch import nn
+
+    return isinstance(obj, nn.Module)
+
+
+def resolve_runtime(tile: int | str | None, window: int | str | None, device: torch.device) -> tuple[int | None, int | None]:
+    """What ``tile="auto"`` and ``window="auto"`` mean on ``device`` (see :func:`upscale`)."""
+    import torch
+
+    if tile == "auto":
+        tile = DEFAULT_TILE
+    if window == "auto":
+        window = DEFAULT_WINDOW if torch.device(device).type == "cpu" else None
+    return tile, window
 
 
 # The command line: cisr upscale INPUT OUTPUT --scale S
@@ -396,12 +459,17 @@ def add_upscale_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, required=True, metavar="{2,3,4}", help="up-scaling factor")
     p.add_argument("--weights", help="weights file or checkpoint, or 'micro' / 'tiny' for the shipped weights of "
                    "that model (default: the shipped micro weights for the scale, else tiny)")
-    p.add_argument("--tile", type=int, default=256,
-                   help="LR tile side for bounded memory (default 256; 0 = the whole image at once)")
+    p.add_argument("--tile", type=int, default=None,
+                   help=f"LR tile side for bounded memory (default {DEFAULT_TILE}; 0 = the whole image at once)")
     p.add_argument("--tile-overlap", type=int, default=16, help="overlap of neighbouring tiles in LR pixels")
     p.add_argument("--steps", type=int, help="unfolding steps J (default: the model's)")
     p.add_argument("--window", type=int,
-                   help="non-local search radius (default: the whole tile; e.g. 7 for speed on the CPU)")
+                   help=f"non-local search radius (default on the CPU: {DEFAULT_WINDOW}, chosen by measurement; elsewhere "
+                        "and with 0: the model's own search, the whole tile as in the paper)")
+    p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"),
+                   help="bf16 autocast where the hardware has it (auto: CUDA, or a CPU with AMX / AVX512-BF16), or fp32 "
+                        "(default: auto, or $CISR_PRECISION)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--ext", help="output format when OUTPUT is a folder: .png (default), .webp, .tif, .bmp, .jpg")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -485,17 +553,22 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     """Handler of ``cisr upscale``: every check runs before the first image is computed."""
     if args.scale not in (2, 3, 4):
         raise ValueError(f"--scale must be 2, 3 or 4, got {args.scale}")
-    if args.tile < 0:
+    if args.tile is not None and args.tile < 0:
         raise ValueError(f"--tile must be 0 (the whole image) or a positive tile side, got {args.tile}")
-    tile = None if args.tile == 0 else args.tile
-    _check_options(args.scale, args.steps, tile, args.tile_overlap, args.window)
+    if args.window is not None and args.window < 0:
+        raise ValueError(f"--window must be 0 (the model's own search) or a positive radius, got {args.window}")
+    tile = "auto" if args.tile is None else None if args.tile == 0 else args.tile
+    window = "auto" if args.window is None else None if args.window == 0 else args.window
+    _check_options(args.scale, args.steps, tile, args.tile_overlap, window)
+    dev = _resolve_device(args.device)
+    tile, window = resolve_runtime(tile, window, dev)
     jobs = _jobs(Path(args.input), Path(args.output), args.ext)
     if not args.overwrite:
         existing = [dst for _, dst in jobs if dst.exists()]
         if existing:
             more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
             raise FileExistsError(f"{existing[0]}{more} exists (use --overwrite to replace)")
-    with _prepared_model(args.weights, args.scale, args.device, args.window) as (model, _):
+    with _prepared_model(args.weights, args.scale, dev, window) as (model, _):
         notes: list[str] = []
         first = None
         for src, _ in jobs:  # decode every input once before computing anything
@@ -506,8 +579,8 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
             print(f"cisr upscale: warning: {msg}", file=sys.stderr)
         for k, (src, dst) in enumerate(jobs):
             arr = first if k == 0 else _read(src)[0]
-            out = upscale(arr, args.scale, weights=model, steps=args.steps, tile=tile,
-                          tile_overlap=args.tile_overlap, device=args.device, window=args.window)
+            out = upscale(arr, args.scale, weights=model, steps=args.steps, tile=tile, tile_overlap=args.tile_overlap,
+                          device=dev, window=window, precision=args.precision, progress=False if args.quiet else None)
             for msg in _write(dst, out, args.overwrite):
                 print(f"cisr upscale: warning: {msg}", file=sys.stderr)
             print(f"{src} ({arr.shape[1]}x{arr.shape[0]}) -> {dst} ({out.shape[1]}x{out.shape[0]})")

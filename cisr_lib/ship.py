@@ -33,9 +33,10 @@ def model_card(run: str | os.PathLike, name: str, hardware: str, command: str | 
     run = Path(run)
     cfg = json.loads((run / "config.json").read_text())
     tc, mc = cfg["train"], cfg["model"]
-    from cisr_lib.train import read_log
+    from cisr_lib.train import read_legs, read_log
 
     vals = read_log(run)[1]
+    precisions = ", ".join(dict.fromkeys(f"{leg['precision']} on {leg['device']}" for leg in read_legs(run)))
     if not vals:
         raise ValueError(f"{run} has no validation records; nothing to describe")
     best = max(vals, key=lambda v: v["val_psnr"])
@@ -58,6 +59,7 @@ def model_card(run: str | os.PathLike, name: str, hardware: str, command: str | 
              f"| optimisation | Adam, lr {tc['lr']:g} ({tc['schedule']}, {tc['warmup_steps']} warm-up steps, over "
              f"{tc['max_steps']} steps), batch {tc['batch_size']} LR patches of {tc['lr_patch']}x{tc['lr_patch']}, "
              f"rotation/flip, loss eq. (12), {tc['unfolding']} unfolding |",
+             f"| arithmetic | {precisions or 'fp32 (before precision was logged)'} |",
              f"| initialised from | {tc.get('init') or 'random (seed %d)' % tc['seed']} |",
              f"| steps | best at step {best['step']:,} of {last_step:,} validated |",
              f"| wall time | {best['elapsed'] / 60:.0f} min of training to the best step ({hardware}) |",

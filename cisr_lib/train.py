@@ -43,6 +43,7 @@ from cisr_lib.degradations import PAPER_CONFIGS, config_name, degrade, imresize,
 from cisr_lib.metrics import psnr
 from cisr_lib.models import build_model
 from cisr_lib.models.psi import unfolded_loss
+from cisr_lib.precision import PRECISIONS, autocast, describe, memory_format, resolve
 from cisr_lib.pretrained import load_matching
 
 # Presets. "paper" is Sec. IV-A; "cpu" was chosen by measurement on 2 CPU cores (see README:
@@ -83,7 +84,10 @@ class TrainConfig:
         configs: the (codec, quality) pairs mixed in training and validation.
         grad_clip: gradient norm clip (0 = off).
         device: "auto" (CUDA, then MPS, then CPU) or a torch device string.
-        amp: bf16 autocast on CUDA.
+        precision: "auto", "fp32" or "bf16" (:mod:`cisr_lib.precision`; None: the process
+            default, "auto" unless ``CISR_PRECISION`` says otherwise): bf16 autocast for the forward
+            pass where the hardware runs it natively; weights, optimizer state and the loss stay
+            fp32. Each leg of a run logs what it resolved to.
         compile: wrap the model in ``torch.compile``.
         num_workers: DataLoader worker processes.
         threads: torch CPU threads (None: leave torch's default).
@@ -117,7 +121,7 @@ class TrainConfig:
     configs: tuple = PAPER_CONFIGS
     grad_clip: float = 0.0
     device: str = "auto"
-    amp: bool = True
+    precision: str | None = None
     compile: bool = False
     num_workers: int = 0
     threads: int | None = None
@@ -135,6 +139,8 @@ class TrainConfig:
         for k, v in PRESETS[self.preset].items():
             if getattr(cfg, k) is None:
                 setattr(cfg, k, v)
+        if cfg.precision is not None and cfg.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
         if cfg.scale not in (2, 3, 4):
             raise ValueError(f"scale must be 2, 3 or 4, got {cfg.scale}")
         if cfg.unfolding not in ("end_to_end", "truncated"):
@@ -250,13 +256,13 @@ class Validator:
                 self.items.append((name, config_name(codec, q), d.z, d.hr, bic))
 
     @torch.no_grad()
-    def __call__(self, model: nn.Module, device: torch.device, amp: bool = False) -> dict:
+    def __call__(self, model: nn.Module, device: torch.device, precision: str | None = "fp32") -> dict:
         model.eval()
         per_cfg: dict[str, list[float]] = {}
         per_bic: dict[str, list[float]] = {}
         for name, cfgname, z, hr, bic in self.items:
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-                _, xs = model(uint2tensor4(z).to(device))
+            with autocast(precision, device):
+                _, xs = model(uint2tensor4(z).to(device).contiguous(memory_format=memory_format(device)))
             out = tensor2uint(xs[-1].float())
             per_cfg.setdefault(cfgname, []).append(psnr(out, hr, crop_border=self.scale))
             per_bic.setdefault(cfgname, []).append(bic)
@@ -290,16 +296,19 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)  # DistributedDataParallel
 
 
-# Options a resumed run may change: budgets, and how the work is spread over threads and workers.
-RESUME_FREE = ("max_steps", "max_minutes", "threads", "num_workers", "val_every", "patience", "ckpt_every")
+# Options a resumed run may change: budgets, how the work is spread over threads and workers, and the
+# arithmetic (a run may continue on a machine without bf16; each leg's precision is logged).
+RESUME_FREE = ("max_steps", "max_minutes", "threads", "num_workers", "val_every", "patience", "ckpt_every",
+               "precision")
 
 
 def _differs(old: dict, new: dict) -> list[str]:
     """Options (other than :data:`RESUME_FREE`) on which a checkpoint's configuration and ``new`` differ.
 
-    An option the checkpoint predates counts as its default value."""
+    An option the checkpoint predates counts as its default value; one that no longer exists (``amp``,
+    replaced by ``precision``) is ignored."""
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
-    return [k for k in set(old) | set(new) if k not in RESUME_FREE and old.get(k, defaults.get(k)) != new.get(k)]
+    return [k for k in new if k not in RESUME_FREE and old.get(k, defaults.get(k)) != new.get(k)]
 
 
 def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progress: bool = True) -> dict:
@@ -332,7 +341,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
         device = select_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    amp = cfg.amp and device.type == "cuda"
+    prec = resolve(cfg.precision, device)  # "fp32" or "bf16"
     main_proc = rank == 0
 
     seed_everything(cfg.seed)
@@ -344,7 +353,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
             print(f"init from {cfg.init}: {len(init_report['loaded'])} tensors loaded, "
                   f"{len(init_report['skipped'])} left at their initialisation: {', '.join(init_report['skipped'])}",
                   file=sys.stderr)
-    model = model.to(device)
+    model = model.to(device, memory_format=memory_format(device))  # channels_last on the CPU
     train_imgs, val_imgs = training_images(cfg)  # bad names and missing data fail before OUT is made
     if main_proc:
         out.mkdir(parents=True, exist_ok=True)
@@ -393,6 +402,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
         worker_init_fn=lambda _: torch.set_num_threads(1))
     if main_proc:
         (out / "config.json").write_text(json.dumps({"train": cfg.to_dict(), "model": _jsonable(mcfg)}, indent=1))
+        # One record per leg (a fresh start or a resume): how this part of the run computes.
+        _log(out / "log.jsonl", {"step": start, "leg": {"device": str(device), "precision": describe(cfg.precision, device),
+                                                        "threads": torch.get_num_threads(), "world": world,
+                                                        "started": time.strftime("%Y-%m-%d %H:%M:%S")}})
 
     def save_last() -> None:
         if main_proc:
@@ -404,7 +417,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
         """Validate on rank 0; returns True when training should stop (patience exhausted)."""
         stop = False
         if validator is not None:
-            res = validator(_unwrap(net), device, amp)
+            res = validator(_unwrap(net), device, prec)
             improved = res["psnr"] > state["best"] + 1e-4
             if improved:
                 state.update(best=res["psnr"], best_step=step, bad_vals=0)
@@ -430,8 +443,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
     net.train()
     for z, y, x in loader:
         z, y, x = (t.to(device, non_blocking=True) for t in (z, y, x))
+        z = z.contiguous(memory_format=memory_format(device))
         if cfg.unfolding == "end_to_end":
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            with autocast(prec, device):
                 ys, xs = net(z)
                 loss = unfolded_loss([a.float() for a in ys], [a.float() for a in xs], y, x, rho, gamma)  # (12)
             opt.zero_grad(set_to_none=True)
@@ -443,7 +457,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
         else:
             x_prev, loss_value = None, torch.zeros((), device=device)
             for j, r in enumerate(rho):  # one backward and one optimizer step per unfolding step
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                with autocast(prec, device):
                     ys, xs = net(z, steps=1, **({} if x_prev is None else {"x0": x_prev.detach()}))
                     lj = unfolded_loss([a.float() for a in ys], [a.float() for a in xs], y, x, (r,), gamma)
                 opt.zero_grad(set_to_none=True)
@@ -495,6 +509,12 @@ def read_log(run_dir: str | os.PathLike) -> tuple[list[dict], list[dict]]:
     """The training records and the validation records of a run's ``log.jsonl``."""
     recs = [json.loads(line) for line in Path(run_dir, "log.jsonl").read_text().splitlines() if line.strip()]
     return [r for r in recs if "loss" in r], [r for r in recs if "val_psnr" in r]
+
+
+def read_legs(run_dir: str | os.PathLike) -> list[dict]:
+    """The legs of a run (each start or resume): step, device, precision, threads, start time."""
+    recs = [json.loads(line) for line in Path(run_dir, "log.jsonl").read_text().splitlines() if line.strip()]
+    return [{"step": r["step"], **r["leg"]} for r in recs if "leg" in r]
 
 
 def plot_curves(run_dir: str | os.PathLike, axes=None, smooth: int = 25):

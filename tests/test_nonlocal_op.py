@@ -171,20 +171,45 @@ def test_frozen_operator_has_no_trainable_parameters():
     assert not nl(z, z).requires_grad
 
 
-@pytest.mark.parametrize("window", [None, 3])
-def test_chunks_never_hold_n_by_n(monkeypatch, window):
+def test_chunks_never_hold_n_by_n(monkeypatch):
     sizes = []
     real = nlmod._softmax_rows
 
-    def spy(q, c, v, valid=None):
+    def spy(q, c, v):
         sizes.append(q.shape[2] * c.shape[2])
-        return real(q, c, v, valid)
+        return real(q, c, v)
 
     monkeypatch.setattr(nlmod, "_softmax_rows", spy)
     z = torch.rand(1, 3, 40, 40)
-    nonlocal_filter(z, z, 0.1, chunk_elems=4000, window=window)
+    nonlocal_filter(z, z, 0.1, chunk_elems=4000)
     n = 40 * 40
     assert len(sizes) > 1 and max(sizes) < n * n / 10
+
+
+def test_window_bands_respect_the_budget(monkeypatch):
+    sizes = []
+    real = nlmod._window_band
+
+    def spy(gp, gq, inv_h2, ok, vq, patch, radius):
+        sizes.append(inv_h2.shape[2] * inv_h2.shape[3] * (2 * radius + 1) ** 2)  # (query, candidate) pairs
+        return real(gp, gq, inv_h2, ok, vq, patch, radius)
+
+    monkeypatch.setattr(nlmod, "_window_band", spy)
+    z = torch.rand(1, 3, 40, 40)
+    out = nonlocal_filter(z, z, 0.1, chunk_elems=4000 * 9, window=3)
+    assert len(sizes) > 1 and max(sizes) <= 4000 * 9
+    torch.testing.assert_close(out, nonlocal_filter(z, z, 0.1, window=3))  # bands change nothing
+
+
+@pytest.mark.parametrize("window", [None, 2])
+def test_one_chunk_runs_without_recomputation(monkeypatch, inputs, window):
+    calls = []
+    monkeypatch.setattr(nlmod, "checkpoint", lambda *a, **k: calls.append(1) or a[0](*a[1:]))
+    z, g, h, mask = (t.clone().requires_grad_() for t in inputs)
+    nonlocal_filter(z, g, h, mask, window=window).sum().backward()
+    assert not calls  # fits one chunk: the logits are kept for backward
+    nonlocal_filter(z, g, h, mask, window=window, chunk_elems=40).sum().backward()
+    assert calls  # several chunks: each is recomputed in backward
 
 
 @pytest.mark.parametrize("use_mask", [False, True])

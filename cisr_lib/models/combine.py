@@ -54,7 +54,8 @@ class AdaptiveCombination(nn.Module):
         if self.net is None:
             x = sources[0]
             return x, x.new_ones(x.shape[0], 1, x.shape[2], x.shape[3])
-        t = torch.softmax(self.net(torch.cat(sources, dim=1)), dim=1)  # (B, S, H, W), sum_s t_s = 1
+        logits = self.net(torch.cat(sources, dim=1)).float()  # fp32 under bf16 autocast: sum_s t_s = 1 exactly
+        t = torch.softmax(logits, dim=1)  # (B, S, H, W), sum_s t_s = 1
         v = sum(t[:, i : i + 1] * s for i, s in enumerate(sources))  # (11) v = t1*z + t2*g + t3*u
         return v, t
 

@@ -24,14 +24,16 @@ Interpretation choices (documented in docs/model.md):
   d(z(n)) = 1, stabilised by subtracting the row maximum over those candidates. When every
   candidate of a row is masked, u(m) = z(m) (the row has no admissible weights).
 * **Search range.** ``window=None`` searches the whole image (as in the paper), in chunks of query
-  positions so memory is O(chunk x N), never N x N. ``window=r`` restricts candidates to
-  |di|, |dj| <= r and is computed on 2-D tiles. With autograd on, every chunk is recomputed in the
-  backward pass (activation checkpointing), so training memory is O(chunk x N) as well.
+  positions so memory is O(chunk x N), never N x N; the mask d(z(n)) is a bias row of the same matrix
+  product that gives the distances. ``window=r`` restricts candidates to |di|, |dj| <= r: the
+  (2r + 1)^2 candidates of every pixel are shifts of the image, so each distance plane is a box
+  filter of a squared difference image (fast NL-means), computed on bands of rows. With autograd on
+  and more than one chunk or band, each is recomputed in the backward pass (activation
+  checkpointing), so training memory stays bounded as well.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -60,26 +62,28 @@ def patch_features(img: torch.Tensor, patch: int) -> torch.Tensor:
     return cols / math.sqrt(cols.shape[1])
 
 
-def _softmax_rows(q_aug: torch.Tensor, c_aug: torch.Tensor, values: torch.Tensor, valid=None):
-    """One chunk of eqs. (9)-(10): query rows against their candidates.
+_MASKED = -1e30  # logit bias of an inadmissible candidate: exp() of it is exactly 0 in float32
 
-    With q_aug = [2 g(m) / h(m)^2 ; -1 / h(m)^2] and c_aug = [g(n) ; ||g(n)||^2] (features stacked
-    along K), q_aug^T c_aug = -(||g(m) - g(n)||^2 - ||g(m)||^2) / h(m)^2: the exponent of eq. (10)
-    up to a per-row constant, which the row normalisation N(m) cancels. One matrix product
-    therefore gives the logits, and the softmax subtracts the row maximum for stability.
+
+def _softmax_rows(q_aug: torch.Tensor, c_aug: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """One chunk of eqs. (9)-(10) on the whole image: query rows against every candidate.
+
+    With q_aug = [2 g(m) / h(m)^2 ; -1 / h(m)^2 ; 1] and c_aug = [g(n) ; ||g(n)||^2 ; b(n)] (features
+    stacked along K), q_aug^T c_aug = -(||g(m) - g(n)||^2 - ||g(m)||^2) / h(m)^2 + b(n): the exponent
+    of eq. (10) up to a per-row constant, which the row normalisation N(m) cancels, plus the bias
+    b(n) = 0 for an admissible candidate (d(z(n)) = 1) and -1e30 for the others, whose weight is then
+    exactly 0. One matrix product therefore gives the masked logits (no separate masking pass), and
+    the softmax subtracts the row maximum for stability.
 
     Args:
-        q_aug: (B, K+1, Q) augmented query features.
-        c_aug: (B, K+1, M) augmented candidate features (inadmissible ones masked by ``valid``).
+        q_aug: (B, K+2, Q) augmented query features.
+        c_aug: (B, K+2, M) augmented candidate features.
         values: (B, M, V) what the candidates contribute (z(n) or its patch).
-        valid: optional bool mask broadcastable to (B, Q, M); every row must keep one True.
 
     Returns:
         (B, Q, V) weighted averages.
     """
-    logits = torch.bmm(q_aug.transpose(1, 2), c_aug)  # (B, Q, M), (10) exponent + row constant
-    if valid is not None:
-        logits = logits.masked_fill(~valid, float("-inf"))  # d(z(n)) = 0 or outside the window
+    logits = torch.bmm(q_aug.transpose(1, 2), c_aug)  # (B, Q, M), (10) exponent + row constant + bias
     w = torch.softmax(logits, dim=2)  # (10) w(m, n), rows sum to 1
     return torch.bmm(w, values)  # (9) u(m) = sum_n w(m, n) z(n)
 
@@ -115,7 +119,8 @@ def nonlocal_filter(
         aggregate: "centre" (u(m) averages centre pixels z(n)) or "patch" (patch estimates
             averaged over overlaps).
         chunk_elems: about how many (query, candidate) pairs one chunk holds.
-        use_checkpoint: recompute chunks in backward; default: when autograd records the inputs.
+        use_checkpoint: recompute chunks in backward; default: when autograd records the inputs
+            and the work needs more than one chunk (one chunk fits the memory budget as it is).
 
     Returns:
         u: (B, C, H, W). Rows without an admissible candidate return z(m).
@@ -134,39 +139,20 @@ def nonlocal_filter(
         h = torch.full((b, 1, hh, ww), float(h), dtype=z.dtype, device=z.device)
     if mask is None:
         mask = torch.ones(b, 1, hh, ww, dtype=z.dtype, device=z.device)
-    if use_checkpoint is None:
-        use_checkpoint = torch.is_grad_enabled() and any(t.requires_grad for t in (z, g, h))
-
-    g0 = g - g.mean(dim=(1, 2, 3), keepdim=True)  # distances are shift invariant; smaller norms
-    feats = patch_features(g0, patch)  # (B, K, N)
-    sq = feats.pow(2).sum(dim=1, keepdim=True)  # (B, 1, N) ||g(n)||^2
-    inv_h2 = h.reshape(b, 1, n).pow(-2)  # (B, 1, N) 1 / h(m)^2
-    q_aug = torch.cat([2.0 * feats * inv_h2, -inv_h2], dim=1)  # (B, K+1, N)
-    c_aug = torch.cat([feats, sq], dim=1)  # (B, K+1, N)
-    admissible = mask.reshape(b, n) > 0.5  # (B, N)
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (z, g, h))
+    admissible = mask > 0.5  # (B, 1, H, W)
     if aggregate == "centre":
-        vals = z.reshape(b, c, n)  # (B, C, N)
+        vals = z  # (B, C, H, W)
     else:
         r = patch // 2
         vals = F.unfold(F.pad(z, (r, r, r, r), mode="replicate"), kernel_size=patch)  # (B, C*P*P, N)
+        vals = vals.reshape(b, -1, hh, ww)
     v = vals.shape[1]
 
     if window is None:
-        # Batched masked softmax: inadmissible candidates get logit -inf (d(z(n)) = 0). One output
-        # buffer is filled chunk by chunk: keeping many small chunk results alive between large
-        # temporary allocations fragments the CPU heap (RSS then grows by a chunk per step).
-        some = admissible.any(dim=1)  # (B,) images with at least one admissible candidate
-        valid = (admissible | ~some[:, None])[:, None, :]  # (B, 1, N); all-masked rows fixed below
-        cand_vals = vals.transpose(1, 2).contiguous()  # (B, N, V)
-        est = vals.new_empty(b, n, v)  # (B, N, V)
-        q_per_chunk = max(1, min(n, chunk_elems // (b * n)))
-        for q0 in range(0, n, q_per_chunk):
-            q1 = min(n, q0 + q_per_chunk)
-            est[:, q0:q1] = _run(_softmax_rows, use_checkpoint, q_aug[:, :, q0:q1], c_aug, cand_vals, valid)
-        est = torch.where(some[:, None, None], est, cand_vals)  # every candidate masked: u(m) = z(m)
-        est = est.transpose(1, 2)  # (B, V, N)
+        est = _global(g, h, admissible, vals, patch, chunk_elems, grad, use_checkpoint)  # (B, V, N)
     else:
-        est = _windowed(q_aug, c_aug, admissible, vals, hh, ww, int(window), chunk_elems, use_checkpoint)
+        est = _windowed(g, h, admissible, vals, patch, int(window), chunk_elems, grad, use_checkpoint)
 
     if aggregate == "centre":
         return est.reshape(b, c, hh, ww)
@@ -177,64 +163,103 @@ def nonlocal_filter(
     return summed / count
 
 
-def _tile_size(radius: int, chunk_elems: int, hh: int, ww: int) -> int:
-    """Tile side T: at least 16 (or 2r + 1), T^2 (T + 2r)^2 <= chunk_elems when possible."""
-    t = max(16, 2 * radius + 1)
-    while t > 8 and t * t * (t + 2 * radius) ** 2 > chunk_elems:
-        t //= 2
-    return max(1, min(t, max(hh, ww)))
+def _global(g, h, admissible, vals, patch, chunk_elems, grad, use_checkpoint):
+    """Whole-image search: chunks of query rows against all N candidates; returns (B, V, N)."""
+    b, _, hh, ww = g.shape
+    n, v = hh * ww, vals.shape[1]
+    g0 = g - g.mean(dim=(1, 2, 3), keepdim=True)  # distances are shift invariant; smaller norms
+    feats = patch_features(g0, patch)  # (B, K, N)
+    sq = feats.pow(2).sum(dim=1, keepdim=True)  # (B, 1, N) ||g(n)||^2
+    inv_h2 = h.reshape(b, 1, n).pow(-2)  # (B, 1, N) 1 / h(m)^2
+    adm = admissible.reshape(b, 1, n)  # (B, 1, N)
+    some = adm.any(dim=2, keepdim=True)  # (B, 1, 1) images with at least one admissible candidate
+    bias = torch.where(adm | ~some, 0.0, _MASKED).to(feats.dtype)  # (B, 1, N) d(z(n)) = 0 -> -1e30
+    q_aug = torch.cat([2.0 * feats * inv_h2, -inv_h2, torch.ones_like(inv_h2)], dim=1)  # (B, K+2, N)
+    c_aug = torch.cat([feats, sq, bias], dim=1)  # (B, K+2, N)
+    cand_vals = vals.reshape(b, v, n).transpose(1, 2).contiguous()  # (B, N, V)
+    q_per_chunk = max(1, min(n, chunk_elems // (b * n)))
+    if use_checkpoint is None:
+        use_checkpoint = grad and q_per_chunk < n
+    if q_per_chunk >= n:
+        est = _softmax_rows(q_aug, c_aug, cand_vals)  # (B, N, V), one chunk
+    else:
+        # One output buffer filled chunk by chunk: keeping many small chunk results alive between
+        # large temporary allocations fragments the CPU heap (RSS then grows by a chunk per step).
+        est = cand_vals.new_empty(b, n, v)
+        for q0 in range(0, n, q_per_chunk):
+            q1 = min(n, q0 + q_per_chunk)
+            est[:, q0:q1] = _run(_softmax_rows, use_checkpoint, q_aug[:, :, q0:q1], c_aug, cand_vals)
+    est = torch.where(some.reshape(b, 1, 1), est, cand_vals)  # every candidate masked: u(m) = z(m)
+    return est.transpose(1, 2)  # (B, V, N)
 
 
-@functools.lru_cache(maxsize=64)
-def _window_geometry(th: int, tw: int, up: int, down: int, left: int, right: int, radius: int,
-                     device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which candidates of a tile's search area lie in each query's window, and which is the query.
+def _window_band(gp: torch.Tensor, gq: torch.Tensor, inv_h2: torch.Tensor, ok: torch.Tensor,
+                 vq: torch.Tensor, patch: int, radius: int) -> torch.Tensor:
+    """Eqs. (9)-(10) with the search window, for one band of query rows, one offset plane at a time.
 
-    A tile of th x tw queries searches rows -up .. down-1 and columns -left .. right-1 relative to
-    its corner; only these sizes matter, so the masks are cached (most tiles share them).
+    Instead of a (query, candidate) matrix, the D = (2r + 1)^2 candidates of every query are the D
+    shifts of the image: for an offset d the patch distance of every query at once is a box filter
+    of the squared difference image (g(q) - g(q + d))^2 (summed over channels), the classical fast
+    NL-means evaluation. It is exact (a direct difference, no ||a||^2 - 2ab + ||b||^2 cancellation).
+
+    Args:
+        gp: (B, C, h + 2p, W + 2p) the band of the replicate-padded guide (p = P // 2).
+        gq: (B, C, h + 2p + 2r, W + 2p + 2r) the same, padded again by r (values there are never
+            admissible candidates).
+        inv_h2: (B, 1, h, W) 1 / h(m)^2.
+        ok: (B, 1, h + 2r, W + 2r) bool, candidate inside the image and d(z(n)) = 1.
+        vq: (B, V, h + 2r, W + 2r) values of the candidates, padded by r.
+        patch, radius: P and r.
 
     Returns:
-        in_window, is_self: bool (Q, M) with Q = th * tw and M = (up + down) * (left + right).
+        (B, V, h, W) weighted averages; a query with no admissible candidate keeps its own value.
     """
-    qi, qj = torch.meshgrid(torch.arange(th, device=device), torch.arange(tw, device=device), indexing="ij")
-    ci, cj = torch.meshgrid(torch.arange(-up, down, device=device), torch.arange(-left, right, device=device),
-                            indexing="ij")
-    di = qi.reshape(-1, 1) - ci.reshape(1, -1)  # (Q, M)
-    dj = qj.reshape(-1, 1) - cj.reshape(1, -1)
-    return (di.abs() <= radius) & (dj.abs() <= radius), (di == 0) & (dj == 0)
+    b, c, hp, wp = gp.shape
+    p = patch // 2
+    hh, ww = hp - 2 * p, wp - 2 * p
+    span = 2 * radius + 1
+    d = span * span  # candidates per query; offset k = (dy, dx) = divmod(k, span) - r
+    diffs = 0
+    for ch in range(c):  # all shifts at once: a strided view (B, span, span, h + 2p, W + 2p), no copy
+        shifted = gq[:, ch].unfold(1, hp, 1).unfold(2, wp, 1)
+        diffs = diffs + (gp[:, ch, None, None] - shifted).square()  # (g(q) - g(q + d))^2
+    diffs = diffs.reshape(b, d, hp, wp)
+    box = diffs[..., 0:ww]  # box filter P x P, separably: columns, then rows
+    for j in range(1, patch):
+        box = box + diffs[..., j:j + ww]
+    dist = box[:, :, 0:hh]
+    for i in range(1, patch):
+        dist = dist + box[:, :, i:i + hh]
+    dist = dist / (c * patch * patch)  # (B, D, h, W) ||g(m) - g(n)||^2, mean over the C*P*P elements
+    valid = ok[:, 0].unfold(1, hh, 1).unfold(2, ww, 1).reshape(b, d, hh, ww)  # (B, D, h, W)
+    valid[:, d // 2] |= ~valid.any(dim=1)  # no admissible candidate: the query itself, u(m) = z(m)
+    logits = (dist * -inv_h2).masked_fill(~valid, float("-inf"))  # (10) exponent
+    w = torch.softmax(logits, dim=1).reshape(b, 1, span, span, hh, ww)  # (10) w(m, n) over the window
+    shifted = vq.unfold(2, hh, 1).unfold(3, ww, 1)  # (B, V, span, span, h, W) view of the candidates
+    u = (w * shifted).sum(dim=(2, 3))  # (9) u(m) = sum_n w(m, n) z(n)
+    return u  # (B, V, h, W)
 
 
-def _windowed(q_aug, c_aug, admissible, vals, hh, ww, radius, chunk_elems, use_checkpoint):
-    """Windowed search on 2-D query tiles; returns (B, V, N) like the global path."""
-    b, k1, _ = q_aug.shape
+def _windowed(g, h, admissible, vals, patch, radius, chunk_elems, grad, use_checkpoint):
+    """Windowed search on bands of query rows; returns (B, V, N) like the global path."""
+    b, c, hh, ww = g.shape
     v = vals.shape[1]
-    dev = q_aug.device
-    q4 = q_aug.reshape(b, k1, hh, ww)
-    c4 = c_aug.reshape(b, k1, hh, ww)
-    ad4 = admissible.reshape(b, hh, ww)
-    v4 = vals.reshape(b, v, hh, ww)
-    t = _tile_size(radius, chunk_elems, hh, ww)
-    out = vals.new_zeros(b, v, hh, ww)  # filled tile by tile (autograd records the copies)
-    for i0 in range(0, hh, t):
-        i1 = min(hh, i0 + t)
-        a0, a1 = max(0, i0 - radius), min(hh, i1 + radius)
-        for j0 in range(0, ww, t):
-            j1 = min(ww, j0 + t)
-            b0, b1 = max(0, j0 - radius), min(ww, j1 + radius)
-            in_window, is_self = _window_geometry(i1 - i0, j1 - j0, i0 - a0, a1 - i0, j0 - b0, b1 - j0, radius, dev)
-            valid = in_window[None] & ad4[:, a0:a1, b0:b1].reshape(b, 1, -1)  # (B, Q, M)
-            is_self = is_self[None]  # (1, Q, M)
-            valid = valid | (is_self & ~valid.any(dim=2, keepdim=True))  # no candidate: u(m) = z(m)
-            est = _run(
-                _softmax_rows,
-                use_checkpoint,
-                q4[:, :, i0:i1, j0:j1].reshape(b, k1, -1),  # (B, K+1, Q)
-                c4[:, :, a0:a1, b0:b1].reshape(b, k1, -1),  # (B, K+1, M)
-                v4[:, :, a0:a1, b0:b1].reshape(b, v, -1).transpose(1, 2),  # (B, M, V)
-                valid,
-            )  # (B, Q, V)
-            out[:, :, i0:i1, j0:j1] = est.transpose(1, 2).reshape(b, v, i1 - i0, j1 - j0)
-    return out.reshape(b, v, hh * ww)
+    p, r = patch // 2, radius
+    span = 2 * r + 1
+    gp = F.pad(g, (p, p, p, p), mode="replicate") if p else g  # (B, C, H + 2p, W + 2p)
+    gq = F.pad(gp, (r, r, r, r))  # (B, C, H + 2p + 2r, W + 2p + 2r)
+    ok = F.pad(admissible, (r, r, r, r), value=False)  # outside the image: never a candidate
+    vq = F.pad(vals, (r, r, r, r))  # (B, V, H + 2r, W + 2r)
+    inv_h2 = h.pow(-2)  # (B, 1, H, W)
+    rows = max(1, min(hh, chunk_elems // max(1, b * span * span * ww)))
+    if use_checkpoint is None:
+        use_checkpoint = grad and rows < hh
+    bands = []
+    for i0 in range(0, hh, rows):
+        i1 = min(hh, i0 + rows)
+        bands.append(_run(_window_band, use_checkpoint, gp[:, :, i0:i1 + 2 * p], gq[:, :, i0:i1 + 2 * p + 2 * r],
+                          inv_h2[:, :, i0:i1], ok[:, :, i0:i1 + 2 * r], vq[:, :, i0:i1 + 2 * r], patch, r))
+    return torch.cat(bands, dim=2).reshape(b, v, hh * ww)
 
 
 def attention_row(g: torch.Tensor, h: torch.Tensor, query: tuple[int, int], patch: int = 3,
@@ -330,11 +355,13 @@ class NonLocal(nn.Module):
     def forward(self, z: torch.Tensor, g: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """u = NL(z; g, d): z, g (B, C, H, W), mask (B, 1, H, W) in {0, 1} -> u (B, C, H, W)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            h = self.estimate_h(g)  # (B, 1, H, W)
             # The exponent of eq. (10) needs float32: bf16's 8-bit mantissa would quantise the
-            # weights of similar patches. Autocast is suspended for the operator.
+            # weights of similar patches (and h, which divides the distances). Autocast is
+            # suspended for the operator and its h-network (3 -> 64 -> 1 channels: cheap).
             with torch.autocast(z.device.type, enabled=False):
+                g = g.float()
+                h = self.estimate_h(g)  # (B, 1, H, W)
                 return nonlocal_filter(
-                    z.float(), g.float(), h.float(), None if mask is None else mask.float(),
+                    z.float(), g, h, None if mask is None else mask.float(),
                     self.patch, self.window, self.aggregate, self.chunk_elems,
                 )
