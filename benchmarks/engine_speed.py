@@ -1,23 +1,34 @@
-"""Inference and training speed of the engine: the table in the README's "Benchmarks" section.
+"""Inference and training speed of the engine, old and new side by side: the README's "Benchmarks" block.
 
-* **Inference** (`cisr_lib.upscale`, the code path of `cisr upscale`): seconds per output
-  megapixel and peak resident memory, for ``micro`` and ``tiny`` at x2 and x4, on the whole image
-  (the non-local search covers every pixel, so its cost grows with the square of the image) and with
-  tiles (``--tile``, bounded memory, cost linear in the image), with and without a windowed search.
-  Speed does not depend on the weight values, so untrained models of each size are used; each run
-  happens in a fresh subprocess so that the peak RSS is its own.
-* **Training** (`cisr_lib.train.train`): steps per second at the ``cpu`` preset's batch and patch
-  (8 LR patches of 32x32), ``end_to_end`` and ``truncated`` unfolding, on the embedded photos.
+Three ways of running the same cases, each case in a fresh subprocess (so its peak resident memory
+is its own), one after the other on the same machine:
 
-Usage (from the repository root; add ``--readme`` to replace the table in README.md)::
+* ``before``: the code of another git revision (``--baseline-rev``, checked out into a temporary
+  worktree), with its own defaults: fp32, contiguous tensors, the previous non-local operator;
+* ``fp32``: this code with ``precision="fp32"`` (the new operator and channels_last on the CPU);
+* ``default``: this code with its defaults (``precision="auto"``: bf16 autocast where the CPU has
+  amx_bf16 / avx512_bf16).
 
-    python benchmarks/engine_speed.py --threads 2
+Cases:
+
+* **Inference** (``cisr_lib.upscale``, the code path of ``cisr upscale``): seconds per output
+  megapixel and peak RSS for ``micro`` and ``tiny`` at x2 and x4 on a JPEG LR image, (a) the whole
+  image with the paper's whole-image non-local search (``tile=None, window=None``) and (b) the
+  defaults of ``cisr upscale`` (before: 256-pixel tiles with whole-tile search; now ``tile="auto",
+  window="auto"``). Speed does not depend on the weight values, so untrained models are used.
+* **Training** (``cisr_lib.train.train``): seconds per step for ``micro`` and ``tiny`` at x2, batch
+  8 of 32x32 LR patches, end-to-end unfolding, on the embedded photos (the first step is left out).
+
+Usage (from the repository root; ``--readme`` replaces the block between the markers in README.md)::
+
+    python benchmarks/engine_speed.py --threads 2 --baseline-rev 6dea505 --readme
     python benchmarks/engine_speed.py --quick            # one small case of each, to check the script
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -33,7 +44,13 @@ REPO = Path(__file__).resolve().parent.parent
 MARK_START, MARK_END = "<!-- engine-speed:start -->", "<!-- engine-speed:end -->"
 
 
-def _inference_case(model: str, scale: int, size: int, tile: int | None, window: int | None, threads: int) -> dict:
+def _kwargs_for(fn, **kw) -> dict:
+    """The keyword arguments ``fn`` accepts (older revisions lack ``precision``, ``progress``, ...)."""
+    params = inspect.signature(fn).parameters
+    return {k: v for k, v in kw.items() if k in params}
+
+
+def _inference_case(model: str, scale: int, size: int, mode: str, precision: str | None, threads: int) -> dict:
     import torch
 
     import cisr_lib
@@ -44,56 +61,93 @@ def _inference_case(model: str, scale: int, size: int, tile: int | None, window:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     net = build_model(model, scale)
-    hr = embedded_images()["astronaut"]  # 512 x 512: LR = JPEG q20 of a bicubic x1/2, cropped to size
+    hr = embedded_images()["astronaut"]  # 512 x 512: LR = JPEG q20 of a bicubic down-scale, cropped to size
     image = compress(imresize(hr, 0.5)[:size, :size] if size <= 256 else imresize(hr, size / 512), "jpeg", 20)
+    if mode == "whole":
+        kw = dict(tile=None, window=None)  # the paper: one pass, whole-image search
+    elif precision is None:
+        kw = dict(tile=256, window=None)  # the previous `cisr upscale` defaults
+    else:
+        kw = dict(tile="auto", window="auto")
+    kw = _kwargs_for(cisr_lib.upscale, **kw, precision=precision, progress=False, device="cpu")
     t0 = time.perf_counter()
-    out = cisr_lib.upscale(image, scale, weights=net, tile=tile, tile_overlap=8 if tile else 16, window=window,
-                           device="cpu")
+    out = cisr_lib.upscale(image, scale, weights=net, **kw)
     seconds = time.perf_counter() - t0
-    return {"model": model, "scale": scale, "lr_size": size, "tile": tile, "window": window,
-            "seconds": seconds, "out_mp": out.shape[0] * out.shape[1] / 1e6,
+    return {"seconds": seconds, "out_mp": out.shape[0] * out.shape[1] / 1e6,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _training_case(model: str, unfolding: str, steps: int, threads: int) -> dict:
+def _training_case(model: str, steps: int, precision: str | None, threads: int) -> dict:
     from cisr_lib.train import TrainConfig, train
 
     with tempfile.TemporaryDirectory() as tmp:
+        kw = _kwargs_for(TrainConfig, precision=precision) if precision else {}
         cfg = TrainConfig(model=model, scale=2, preset="cpu", max_steps=steps + 1, val_every=10**6,
-                          unfolding=unfolding, data="embedded", threads=threads, ckpt_every=10**6)
+                          data="embedded", threads=threads, ckpt_every=10**6, **kw)
         train(cfg, tmp, progress=False)
         records = [json.loads(line) for line in (Path(tmp) / "log.jsonl").read_text().splitlines()]
     elapsed = [r["elapsed"] for r in records if "loss" in r]
     per_step = (elapsed[-1] - elapsed[0]) / (len(elapsed) - 1)  # the first step (warm-up) is left out
-    return {"model": model, "unfolding": unfolding, "steps": steps, "seconds_per_step": per_step,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"seconds_per_step": per_step, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _subprocess(kind: str, kwargs: dict) -> dict:
-    code = (f"import json, sys; sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'benchmarks')!r});"
+def _subprocess(root: Path, kind: str, kwargs: dict) -> dict:
+    code = (f"import json, sys; sys.path.insert(0, {str(root)!r}); sys.path.insert(0, {str(REPO / 'benchmarks')!r});"
             f"import engine_speed as b; print('RESULT' + json.dumps(b._{kind}_case(**{kwargs!r})))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    env = {k: v for k, v in os.environ.items() if k != "CISR_PRECISION"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT")]
     if r.returncode or not lines:
         raise RuntimeError(f"{kind} {kwargs} failed:\n{r.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT"):])
 
 
-def table(inference: list[dict], training: list[dict], threads: int, load: float) -> str:
-    cpu = platform.processor() or platform.machine()
-    lines = [f"Measured by `python benchmarks/engine_speed.py --threads {threads}` on {time.strftime('%Y-%m-%d')}: "
-             f"{os.cpu_count()} CPU cores ({cpu}), {threads} torch thread(s), torch "
-             f"{__import__('torch').__version__}; load average {load:.1f} when it started (other work on the "
-             "machine slows these numbers down).", "",
-             "| model | scale | LR input | mode | s per output MP | peak RSS (MiB) |", "|---|---|---|---|---|---|"]
-    for r in inference:
-        mode = "whole image" if r["tile"] is None else f"tiles {r['tile']}, overlap 8"
-        mode += f", window {r['window']}" if r["window"] else ", full search"
-        lines.append(f"| {r['model']} | x{r['scale']} | {r['lr_size']}x{r['lr_size']} | {mode} | "
-                     f"{r['seconds'] / r['out_mp']:.0f} | {r['peak_rss_mib']:.0f} |")
-    lines += ["", "| model | training (x2, batch 8, 32x32 LR patches) | s per step | steps per s |", "|---|---|---|---|"]
-    for r in training:
-        lines.append(f"| {r['model']} | {r['unfolding']} | {r['seconds_per_step']:.2f} | {1 / r['seconds_per_step']:.2f} |")
+def _worktree(rev: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix="cisr_baseline_"))
+    subprocess.run(["git", "worktree", "add", "--detach", str(path), rev], cwd=REPO, check=True,
+                   capture_output=True, text=True)
+    return path
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def table(res: dict) -> str:
+    from cisr_lib.precision import describe
+
+    ways = res["ways"]
+    lines = [f"Measured by `python benchmarks/engine_speed.py --threads {res['threads']}"
+             f"{' --baseline-rev ' + res['baseline_rev'] if res['baseline_rev'] else ''}` on {res['date']}: "
+             f"{res['cpu']}, {res['cores']} cores, {res['threads']} torch thread(s), torch {res['torch']}; load average "
+             f"{res['load']:.1f} when it started. `default` is this code's `precision=\"auto\"`: "
+             f"{describe('auto', 'cpu')}. "
+             + (f"`before` is revision {res['baseline_rev']} (fp32, its own defaults). " if "before" in ways else "")
+             + "Each case is one run in a fresh process.", ""]
+    head = " | ".join(f"{w} s/MP" for w in ways)
+    lines += [f"| model | scale | LR input | mode | {head} | speed-up | peak RSS MiB ({', '.join(ways)}) |",
+              "|---|---|---|---|" + "---|" * (len(ways) + 2)]
+    for case in res["inference"]:
+        spm = {w: case[w]["seconds"] / case[w]["out_mp"] for w in ways}
+        mode = ("whole image, whole-image search" if case["mode"] == "whole"
+                else "defaults of `cisr upscale`" + (" (before: tiles 256, whole-tile search)" if "before" in ways else ""))
+        lines.append(f"| {case['model']} | x{case['scale']} | {case['size']}x{case['size']} | {mode} | "
+                     + " | ".join(f"{spm[w]:.1f}" for w in ways)
+                     + f" | {spm[ways[0]] / spm[ways[-1]]:.1f}x | "
+                     + " / ".join(f"{case[w]['peak_rss_mib']:.0f}" for w in ways) + " |")
+    head = " | ".join(f"{w} s/step" for w in ways)
+    lines += ["", f"| model | training (x2, batch 8, 32x32 LR patches, end-to-end) | {head} | speed-up |",
+              "|---|---|" + "---|" * (len(ways) + 1)]
+    for case in res["training"]:
+        sps = {w: case[w]["seconds_per_step"] for w in ways}
+        lines.append(f"| {case['model']} | steps per s: {1 / sps[ways[-1]]:.2f} now | "
+                     + " | ".join(f"{sps[w]:.2f}" for w in ways) + f" | {sps[ways[0]] / sps[ways[-1]]:.1f}x |")
     return "\n".join(lines)
 
 
@@ -102,32 +156,46 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", type=int, default=128, help="LR input side for inference (default 128)")
     ap.add_argument("--train-steps", type=int, default=4)
-    ap.add_argument("--quick", action="store_true", help="micro x2 only, tiny sizes")
-    ap.add_argument("--readme", action="store_true", help="replace the table between the markers in README.md")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "engine_speed.md"))
+    ap.add_argument("--baseline-rev", help="git revision measured as 'before' (e.g. the last commit before a change)")
+    ap.add_argument("--quick", action="store_true", help="micro x2 only, small sizes")
+    ap.add_argument("--readme", action="store_true", help="replace the block between the markers in README.md")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "engine_speed.json"))
     args = ap.parse_args(argv)
 
-    load = os.getloadavg()[0]
+    import torch
+
+    ways = {"fp32": (REPO, "fp32"), "default": (REPO, "auto")}
+    worktree = None
+    if args.baseline_rev:
+        worktree = _worktree(args.baseline_rev)
+        ways = {"before": (worktree, None), **ways}
+    res = {"date": time.strftime("%Y-%m-%d"), "cpu": _cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
+           "torch": torch.__version__, "load": os.getloadavg()[0], "baseline_rev": args.baseline_rev,
+           "ways": list(ways), "inference": [], "training": []}
     models, scales = (["micro"], [2]) if args.quick else (["micro", "tiny"], [2, 4])
     size = 32 if args.quick else args.size
-    modes = [(None, None), (64, None), (64, 7)] if not args.quick else [(None, None), (16, 3)]
-    inference = []
-    for m in models:
-        for s in scales:
-            for tile, window in modes:
-                r = _subprocess("inference", dict(model=m, scale=s, size=size, tile=tile, window=window,
-                                                  threads=args.threads))
-                print(json.dumps(r), flush=True)
-                inference.append(r)
-    training = []
-    for m in models:
-        for unfolding in ("end_to_end", "truncated"):
-            r = _subprocess("training", dict(model=m, unfolding=unfolding, steps=1 if args.quick else args.train_steps,
-                                             threads=args.threads))
-            print(json.dumps(r), flush=True)
-            training.append(r)
-    md = table(inference, training, args.threads, load)
-    Path(args.out).write_text(md + "\n")
+    try:
+        for m in models:
+            for s in scales:
+                for mode in ("whole", "default"):
+                    case = {"model": m, "scale": s, "size": size, "mode": mode}
+                    for w, (root, prec) in ways.items():
+                        case[w] = _subprocess(root, "inference", dict(model=m, scale=s, size=size, mode=mode,
+                                                                      precision=prec, threads=args.threads))
+                    print(json.dumps(case), flush=True)
+                    res["inference"].append(case)
+        for m in models:
+            case = {"model": m}
+            for w, (root, prec) in ways.items():
+                case[w] = _subprocess(root, "training", dict(model=m, steps=1 if args.quick else args.train_steps,
+                                                             precision=prec, threads=args.threads))
+            print(json.dumps(case), flush=True)
+            res["training"].append(case)
+    finally:
+        if worktree is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=REPO, capture_output=True)
+    Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
+    md = table(res)
     print(md)
     if args.readme:
         readme = REPO / "README.md"

@@ -12,9 +12,17 @@ Image conventions (stated once, tested in tests/test_convert.py):
 ``cisr_lib.upscale(image, scale, ...)`` is :func:`cisr_lib.inference.upscale`, imported on first use
 (module ``__getattr__``, PEP 562) so that ``import cisr_lib`` does not import torch. The module is
 named ``inference``: a submodule ``cisr_lib.upscale`` would shadow the function once imported.
+
+Importing the package sets ``GOMP_SPINCOUNT=1000`` when it is unset and torch is not loaded yet
+(:mod:`cisr_lib.runtime`: OpenMP threads spinning on a busy machine); set
+``CISR_NO_OPENMP_DEFAULTS=1`` to leave the environment alone.
 """
 
 __version__ = "0.1.0"
+
+from cisr_lib.runtime import configure_openmp as _configure_openmp
+
+_configure_openmp()  # GOMP_SPINCOUNT before torch starts libgomp (cisr_lib/runtime.py says why)
 
 
 def __getattr__(name: str):

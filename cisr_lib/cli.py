@@ -78,6 +78,7 @@ def _cmd_testset(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from cisr_lib.degradations import PAPER_CONFIGS, parse_config
+    from cisr_lib.runtime import auto_threads
     from cisr_lib.train import TrainConfig, train
 
     overrides = {}
@@ -94,7 +95,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         val_crop=args.val_crop, unfolding=args.unfolding, data=args.data, val_data=args.val_data,
         configs=tuple(parse_config(c) for c in args.configs) if args.configs else PAPER_CONFIGS,
         grad_clip=args.grad_clip, device=args.device, precision=args.precision, compile=args.compile,
-        num_workers=args.workers, threads=args.threads, seed=args.seed, ckpt_every=args.ckpt_every,
+        num_workers=args.workers, threads=args.threads or auto_threads(), seed=args.seed, ckpt_every=args.ckpt_every,
         init=args.init)
     res = train(cfg, args.out, resume=not args.no_resume, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: auto, or $CISR_PRECISION)")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=int, help="CPU threads (default: one per core that is free at the start)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ckpt-every", type=int, default=200)
     p.add_argument("--init", metavar="WEIGHTS", help="start from these weights (tensors of matching name and shape)")

@@ -801,9 +801,11 @@ def _weights_by_scale(paths: Sequence[str], scales: Sequence[int]) -> dict[int, 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from cisr_lib.degradations import parse_config
+    from cisr_lib.inference import set_threads
     from cisr_lib.pretrained import default_weights
     from cisr_lib.testset import build_test_set
 
+    set_threads(args.threads)
     if args.method == BICUBIC:
         if args.weights or args.window is not None:
             raise ValueError("--weights and --window apply to --method model, not bicubic")
@@ -850,6 +852,7 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"),
                    help="bf16 autocast where the hardware has it (auto), or fp32 (default: auto, or $CISR_PRECISION)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: one per core that is free at the start)")
     p.add_argument("--quiet", action="store_true", help="no line per configuration")
     p.set_defaults(func=_cmd_eval)
     return p

@@ -469,12 +469,26 @@ def add_upscale_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"),
                    help="bf16 autocast where the hardware has it (auto: CUDA, or a CPU with AMX / AVX512-BF16), or fp32 "
                         "(default: auto, or $CISR_PRECISION)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: one per core that is free at the start)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--ext", help="output format when OUTPUT is a folder: .png (default), .webp, .tif, .bmp, .jpg")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=_cmd_upscale)
     return p
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's CPU threads for a command: ``threads``, or one per free core (:mod:`cisr_lib.runtime`)."""
+    import torch
+
+    from cisr_lib.runtime import auto_threads
+
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be a positive integer, got {threads}")
+    n = threads or auto_threads()
+    torch.set_num_threads(n)
+    return n
 
 
 def _output_suffix(ext: str | None) -> str:
@@ -562,6 +576,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     _check_options(args.scale, args.steps, tile, args.tile_overlap, window)
     dev = _resolve_device(args.device)
     tile, window = resolve_runtime(tile, window, dev)
+    set_threads(args.threads)
     jobs = _jobs(Path(args.input), Path(args.output), args.ext)
     if not args.overwrite:
         existing = [dst for _, dst in jobs if dst.exists()]

@@ -43,13 +43,17 @@ def run_dir(name: str) -> Path:
     return path
 
 
-def setup(device: str = "auto", seed: int = 0, threads: int | None = 2):
+def setup(device: str = "auto", seed: int = 0, threads: int | None = 2, precision: str | None = None):
     """First call of every notebook: seed everything, fix the CPU thread count, pick the device.
 
     Args:
         device: "auto" (CUDA, then MPS, then CPU) or a torch device string.
         seed: seeds Python, numpy and torch.
         threads: torch CPU threads (outputs are reproducible for a fixed count); None leaves torch's.
+        precision: "auto", "fp32" or "bf16": what ``precision=None`` means in the library calls
+            that follow (:func:`cisr_lib.precision.set_default`); None keeps the process default
+            ("auto", or ``CISR_PRECISION``). bf16 changes outputs by more than round-off, so a
+            notebook whose printed numbers must match across machines passes "fp32".
 
     Returns:
         The ``torch.device`` to use.
@@ -57,10 +61,13 @@ def setup(device: str = "auto", seed: int = 0, threads: int | None = 2):
     import torch
 
     from cisr_lib.convert import seed_everything
+    from cisr_lib.precision import set_default
     from cisr_lib.train import select_device
 
     if threads:
         torch.set_num_threads(int(threads))
+    if precision is not None:
+        set_default(precision)
     seed_everything(seed)
     return select_device(device)
 

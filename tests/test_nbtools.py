@@ -45,6 +45,21 @@ def test_setup_seeds_and_picks_the_device():
     assert dev.type == "cpu" and torch.equal(a, torch.rand(3)) and torch.get_num_threads() == 1
 
 
+def test_setup_sets_the_default_precision():
+    from cisr_lib import precision
+
+    saved = precision.get_default()
+    try:
+        nbtools.setup("cpu", threads=1, precision="bf16")
+        assert precision.resolve(None, "cpu") == "bf16"
+        nbtools.setup("cpu", threads=1)  # None keeps what was set
+        assert precision.get_default() == "bf16"
+        with pytest.raises(ValueError):
+            nbtools.setup("cpu", precision="fp16")
+    finally:
+        precision.set_default(saved)
+
+
 def test_run_dir_follows_cisr_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("CISR_RUNS", str(tmp_path))
     assert nbtools.run_dir("07_x") == tmp_path / "07_x" and (tmp_path / "07_x").is_dir()

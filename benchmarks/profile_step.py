@@ -1,0 +1,128 @@
+"""Profile one training step (torch.profiler): where the time of a CPU training step goes.
+
+One step = forward through the J unfolded steps, the loss of eq. (12), backward, Adam, on a batch of
+8 LR patches of 32x32 at x2 (the ``cpu`` preset's batch) from the embedded photos. For each model
+and precision the script times a few steps, then profiles one and groups the operators into what
+they implement: convolutions (forward, backward), the non-local operator (its matrix products,
+softmax and masking), and the rest. Data preparation is timed separately (one batch from
+:class:`cisr_lib.data.PairedPatchDataset`, JPEG/WebP encoding included).
+
+Usage (from the repository root; ``--docs`` refreshes the table in docs/model.md)::
+
+    python benchmarks/profile_step.py --threads 2 --docs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MARK_START, MARK_END = "<!-- profile-step:start -->", "<!-- profile-step:end -->"
+
+GROUPS = {  # profiler operator name -> what it implements
+    "aten::mkldnn_convolution": "conv forward", "aten::convolution_backward": "conv backward",
+    "aten::bmm": "NL products", "aten::_softmax": "NL softmax", "aten::_softmax_backward_data": "NL softmax",
+    "aten::masked_fill_": "NL masking", "aten::add_": "element-wise", "aten::mul": "element-wise",
+    "aten::add": "element-wise", "aten::copy_": "copies / layout", "aten::_to_copy": "copies / layout",
+}
+ORDER = ("conv forward", "conv backward", "NL products", "NL softmax", "NL masking", "element-wise",
+         "copies / layout", "other")
+
+
+def profile(model: str, precision: str, threads: int, repeats: int = 3) -> dict:
+    import torch
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from cisr_lib.data import PairedPatchDataset, embedded_images
+    from cisr_lib.models import build_model
+    from cisr_lib.models.psi import unfolded_loss
+    from cisr_lib.precision import autocast, describe, memory_format
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net = build_model(model, 2).to(memory_format=memory_format("cpu"))
+    opt = torch.optim.Adam(net.parameters(), 1e-4)
+    images = {k: v for k, v in embedded_images().items() if k != "chelsea"}
+    ds = PairedPatchDataset(images, 2, lr_patch=32, augment=True, seed=0, length=10**9, cache=True)
+    [ds[i] for i in range(8)]  # decode the photos once (cached)
+    t0 = time.perf_counter()
+    batch = [ds[8 + i] for i in range(8)]
+    data_s = time.perf_counter() - t0
+    z, y, x = (torch.stack(b) for b in zip(*batch))
+    z = z.contiguous(memory_format=memory_format("cpu"))
+    rho, gamma = net.config["rho"], net.config["gamma"]
+
+    def step():
+        with autocast(precision, "cpu"):
+            ys, xs = net(z)
+        loss = unfolded_loss([a.float() for a in ys], [a.float() for a in xs], y, x, rho, gamma)  # (12)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    groups: dict[str, float] = {}
+    total = 0.0
+    for ev in prof.key_averages():
+        ms = ev.self_cpu_time_total / 1000
+        total += ms
+        groups[GROUPS.get(ev.key, "other")] = groups.get(GROUPS.get(ev.key, "other"), 0.0) + ms
+    return {"model": model, "precision": describe(precision, "cpu"), "step_s": min(times), "data_s": data_s,
+            "share": {g: groups.get(g, 0.0) / total for g in ORDER}}
+
+
+def table(rows: list[dict], threads: int) -> str:
+    lines = [f"Measured by `python benchmarks/profile_step.py --threads {threads}` on {time.strftime('%Y-%m-%d')} "
+             f"({os.cpu_count()} cores, {threads} thread(s), channels_last): one training step, batch 8 of 32x32 LR "
+             "patches at x2, best of 3; shares of the profiled step's self CPU time.", "",
+             "| model | precision | s per step | data s per batch | " + " | ".join(ORDER) + " |",
+             "|---|---|---|---|" + "---|" * len(ORDER)]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['precision']} | {r['step_s']:.2f} | {r['data_s']:.3f} | "
+                     + " | ".join(f"{100 * r['share'][g]:.0f} %" for g in ORDER) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models", nargs="+", default=["micro", "tiny"])
+    ap.add_argument("--docs", action="store_true", help="replace the table between the markers in docs/model.md")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "profile_step.json"))
+    args = ap.parse_args(argv)
+    rows = []
+    for m in args.models:
+        for p in ("fp32", "bf16"):
+            rows.append(profile(m, p, args.threads))
+            print(json.dumps(rows[-1]), flush=True)
+    Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
+    md = table(rows, args.threads)
+    print(md)
+    if args.docs:
+        doc = REPO / "docs" / "model.md"
+        text = doc.read_text()
+        if MARK_START not in text:
+            print(f"docs/model.md has no {MARK_START} marker", file=sys.stderr)
+            return 2
+        text = re.sub(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), lambda _: f"{MARK_START}\n{md}\n{MARK_END}",
+                      text, flags=re.S)
+        doc.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

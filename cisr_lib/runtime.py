@@ -1,0 +1,82 @@
+"""CPU threads on a machine that is doing other things (docs/model.md, "A busy machine").
+
+PyTorch's CPU build runs each operator on a team of GNU OpenMP (libgomp) threads. Between operators
+a thread that has finished spins (by default about 300,000 iterations) before it sleeps. When
+another program holds one of the cores, the thread that shares its core is descheduled and its team
+mates spin at the end of every operator until it comes back: on the project's 2-core machine a micro
+training step took 3.3x longer with two threads beside a busy loop than on an idle machine, and one
+thread was then faster than two (benchmarks/threads.py). Two defaults follow:
+
+* :func:`configure_openmp` sets ``GOMP_SPINCOUNT=1000`` when it is unset: as fast as the default on
+  an idle machine (within the noise), about 20 % faster on a busy one. ``OMP_WAIT_POLICY=PASSIVE``
+  helps a busy machine as much but costs about 30 % on an idle one. libgomp reads the variable when
+  it starts (``import torch``), so ``import cisr_lib`` calls this before torch is imported; it does
+  nothing when torch is already loaded or ``CISR_NO_OPENMP_DEFAULTS`` is set.
+* :func:`auto_threads`: the ``cisr`` commands use one thread per core that is free when they
+  start (the cores this process may use, minus the cores other programs kept busy over the last
+  0.2 s, rounded), at least one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+SPINCOUNT = "1000"
+
+
+def configure_openmp() -> bool:
+    """Set ``GOMP_SPINCOUNT`` (when unset) before torch loads libgomp; True when it was set here."""
+    if "torch" in sys.modules or os.environ.get("CISR_NO_OPENMP_DEFAULTS") or "GOMP_SPINCOUNT" in os.environ:
+        return False
+    os.environ["GOMP_SPINCOUNT"] = SPINCOUNT
+    return True
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), else ``os.cpu_count()``."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs from /proc/stat (Linux), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    except (OSError, ValueError):
+        return None
+    total = sum(fields)
+    return total - fields[3] - fields[4], total
+
+
+def busy_cores(interval: float = 0.2) -> float:
+    """How many cores other programs keep busy now: CPU use over ``interval`` seconds, in cores.
+
+    Read from /proc/stat (Linux); 0 where it is unavailable. Unlike the load average, which trails
+    the last minute (a previous run of ours included), this is what the machine does now.
+    """
+    first = _cpu_times()
+    if first is None:
+        return 0.0
+    time.sleep(interval)
+    second = _cpu_times()
+    if second is None or second[1] <= first[1]:
+        return 0.0
+    share = (second[0] - first[0]) / (second[1] - first[1])  # busy share of all CPUs
+    return share * (os.cpu_count() or 1)
+
+
+def auto_threads(busy: float | None = None, cores: int | None = None) -> int:
+    """One thread per free core: ``cores - round(busy)``, clipped to [1, cores].
+
+    Args:
+        busy: cores other programs use (default: :func:`busy_cores`, measured now).
+        cores: usable cores (default: :func:`usable_cores`).
+    """
+    cores = usable_cores() if cores is None else int(cores)
+    busy = busy_cores() if busy is None else float(busy)
+    return max(1, min(cores, cores - int(busy + 0.5)))
