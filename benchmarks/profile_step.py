@@ -7,9 +7,12 @@ they implement: convolutions (forward, backward), the non-local operator (its ma
 softmax and masking), and the rest. Data preparation is timed separately (one batch from
 :class:`cisr_lib.data.PairedPatchDataset`, JPEG/WebP encoding included).
 
+It also measures the 3x3 convolution kernels alone (fp32 / bf16, contiguous / channels_last), and
+with ``--baseline-rev`` profiles an older revision (fp32, contiguous, its own operators) as "before".
+
 Usage (from the repository root; ``--docs`` refreshes the table in docs/model.md)::
 
-    python benchmarks/profile_step.py --threads 2 --docs
+    python benchmarks/profile_step.py --threads 2 --baseline-rev 6dea505 --docs
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +40,10 @@ ORDER = ("conv forward", "conv backward", "NL products", "NL softmax", "NL maski
          "copies / layout", "other")
 
 
-def profile(model: str, precision: str, threads: int, repeats: int = 3) -> dict:
+def profile(model: str, precision: str | None, threads: int, repeats: int = 3) -> dict:
+    """One model and precision; ``precision=None`` profiles an older revision (fp32, contiguous)."""
+    import contextlib
+
     import torch
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
@@ -43,7 +51,18 @@ def profile(model: str, precision: str, threads: int, repeats: int = 3) -> dict:
     from cisr_lib.data import PairedPatchDataset, embedded_images
     from cisr_lib.models import build_model
     from cisr_lib.models.psi import unfolded_loss
-    from cisr_lib.precision import autocast, describe, memory_format
+
+    if precision is None:  # a revision without cisr_lib.precision
+        def autocast(*_):
+            return contextlib.nullcontext()
+
+        def describe(*_):
+            return "fp32, contiguous (before)"
+
+        def memory_format(_):
+            return torch.contiguous_format
+    else:
+        from cisr_lib.precision import autocast, describe, memory_format
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -85,10 +104,59 @@ def profile(model: str, precision: str, threads: int, repeats: int = 3) -> dict:
             "share": {g: groups.get(g, 0.0) / total for g in ORDER}}
 
 
-def table(rows: list[dict], threads: int) -> str:
-    lines = [f"Measured by `python benchmarks/profile_step.py --threads {threads}` on {time.strftime('%Y-%m-%d')} "
-             f"({os.cpu_count()} cores, {threads} thread(s), channels_last): one training step, batch 8 of 32x32 LR "
-             "patches at x2, best of 3; shares of the profiled step's self CPU time.", "",
+def kernels(threads: int) -> list[dict]:
+    """GFLOP/s of a 3x3 convolution (batch 8, 64x64): channels, forward or forward + backward, layout, precision."""
+    import torch
+
+    torch.set_num_threads(threads)
+    rows = []
+    for c in (32, 64):
+        for backward in (False, True):
+            for layout in ("contiguous", "channels_last"):
+                row = {"channels": c, "pass": "forward + backward" if backward else "forward", "layout": layout}
+                for prec in ("fp32", "bf16"):
+                    conv = torch.nn.Conv2d(c, c, 3, padding=1)
+                    x = torch.randn(8, c, 64, 64)
+                    if layout == "channels_last":
+                        conv, x = conv.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+                    x.requires_grad_(backward)
+
+                    def run():
+                        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=prec == "bf16"):
+                            y = conv(x)
+                        if backward:
+                            y.float().sum().backward()
+
+                    for _ in range(3):
+                        run()
+                    t0 = time.perf_counter()
+                    for _ in range(10):
+                        run()
+                    seconds = (time.perf_counter() - t0) / 10
+                    row[prec] = 2 * 9 * c * c * 8 * 64 * 64 * (3 if backward else 1) / seconds / 1e9
+                rows.append(row)
+    return rows
+
+
+def _subprocess(root: Path, model: str, threads: int) -> dict:
+    code = (f"import json, sys; sys.path.insert(0, {str(root)!r}); sys.path.insert(0, {str(REPO / 'benchmarks')!r});"
+            f"import profile_step as b; print('RESULT' + json.dumps(b.profile({model!r}, None, {threads})))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT")]
+    if r.returncode or not lines:
+        raise RuntimeError(f"baseline {model} failed:\n{r.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT"):])
+
+
+def table(rows: list[dict], kern: list[dict], threads: int, rev: str | None) -> str:
+    lines = [f"Measured by `python benchmarks/profile_step.py --threads {threads}"
+             f"{' --baseline-rev ' + rev if rev else ''}` on {time.strftime('%Y-%m-%d')} "
+             f"({os.cpu_count()} cores, {threads} thread(s)). 3x3 convolution kernels, batch 8, 64x64, GFLOP/s:", "",
+             "| channels | pass | layout | fp32 | bf16 autocast |", "|---|---|---|---|---|"]
+    for k in kern:
+        lines.append(f"| {k['channels']} | {k['pass']} | {k['layout']} | {k['fp32']:.0f} | {k['bf16']:.0f} |")
+    lines += ["", "One training step, batch 8 of 32x32 LR patches at x2, best of 3 (channels_last unless marked "
+              "before); shares of the profiled step's self CPU time:", "",
              "| model | precision | s per step | data s per batch | " + " | ".join(ORDER) + " |",
              "|---|---|---|---|" + "---|" * len(ORDER)]
     for r in rows:
@@ -101,16 +169,30 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", nargs="+", default=["micro", "tiny"])
+    ap.add_argument("--baseline-rev", help="also profile this git revision (fp32, contiguous) as 'before'")
     ap.add_argument("--docs", action="store_true", help="replace the table between the markers in docs/model.md")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "profile_step.json"))
     args = ap.parse_args(argv)
+    kern = kernels(args.threads)
     rows = []
-    for m in args.models:
-        for p in ("fp32", "bf16"):
-            rows.append(profile(m, p, args.threads))
-            print(json.dumps(rows[-1]), flush=True)
-    Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
-    md = table(rows, args.threads)
+    worktree = None
+    if args.baseline_rev:
+        worktree = Path(tempfile.mkdtemp(prefix="cisr_baseline_"))
+        subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.baseline_rev], cwd=REPO, check=True,
+                       capture_output=True)
+    try:
+        for m in args.models:
+            if worktree is not None:
+                rows.append(_subprocess(worktree, m, args.threads))
+                print(json.dumps(rows[-1]), flush=True)
+            for p in ("fp32", "bf16"):
+                rows.append(profile(m, p, args.threads))
+                print(json.dumps(rows[-1]), flush=True)
+    finally:
+        if worktree is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=REPO, capture_output=True)
+    Path(args.out).write_text(json.dumps({"kernels": kern, "steps": rows}, indent=1) + "\n")
+    md = table(rows, kern, args.threads, args.baseline_rev)
     print(md)
     if args.docs:
         doc = REPO / "docs" / "model.md"
