@@ -49,7 +49,13 @@ def train_run(root: Path, out: Path, minutes: float, val_every: int, threads: in
             "--val-every", str(val_every), "--patience", "1000", "--minutes", str(minutes), "--threads", str(threads),
             "--seed", "0", "--quiet", "--out", str(out), *extra]
     code = f"import sys; sys.path.insert(0, {str(root)!r}); from cisr_lib.cli import main; sys.exit(main({args!r}))"
+    from cisr_lib.data import shared_photos
+
     env = {k: v for k, v in os.environ.items() if k != "CISR_PRECISION"}
+    photos = shared_photos()
+    if photos is None:
+        raise SystemExit("the shared photos are not available (set CISR_PHOTOS to their folder)")
+    env["CISR_PHOTOS"] = str(Path(photos[0]).resolve().parent)  # a worktree elsewhere finds them too
     r = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError(f"training in {root} failed:\n{r.stderr[-3000:]}")
