@@ -11,7 +11,10 @@ other, never two at once. Candidates:
 * ``engine``: this code, the same recipe, ``precision="auto"`` and a search window of radius 3 in
   training (the default of inference on the CPU, docs/model.md "Search window");
 * ``engine+lr``: ``engine`` with learning rate 2e-3 and 100 warm-up steps (the recipe probe of the
-  weights issue, which led the ``cpu`` preset's 4e-4 at every validation in fp32).
+  weights issue, which led the ``cpu`` preset's 4e-4 at every validation in fp32);
+* ``engine+lr, 64 features``: the same with a 64-feature trunk of one group of 4 RCABs per module
+  (channel attention with 4 hidden units instead of micro's 2), a configuration whose convolutions
+  gain more from bf16 (docs/model.md, kernel table).
 
 "Gain per minute" is compared as the minutes each run needs to reach the gain ``before`` reached at
 the end of its budget (linear interpolation between validations); the speed-up is the ratio.
@@ -40,6 +43,8 @@ CANDIDATES = {
     "before": [],
     "engine": ["--set", "window=3"],
     "engine+lr": ["--set", "window=3", "--lr", "2e-3", "--warmup", "100"],
+    "engine+lr, 64 features": ["--set", "window=3", "n_feats=64", "n_groups=1", "n_blocks=4", "--lr", "2e-3",
+                               "--warmup", "100"],
 }
 
 

@@ -801,7 +801,7 @@ def _weights_by_scale(paths: Sequence[str], scales: Sequence[int]) -> dict[int, 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from cisr_lib.degradations import parse_config
-    from cisr_lib.inference import set_threads
+    from cisr_lib.runtime import set_threads
     from cisr_lib.pretrained import default_weights
     from cisr_lib.testset import build_test_set
 

@@ -80,3 +80,14 @@ def auto_threads(busy: float | None = None, cores: int | None = None) -> int:
     cores = usable_cores() if cores is None else int(cores)
     busy = busy_cores() if busy is None else float(busy)
     return max(1, min(cores, cores - int(busy + 0.5)))
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's CPU threads for a command: ``threads``, or :func:`auto_threads`; returns the count."""
+    import torch
+
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be a positive integer, got {threads}")
+    n = threads or auto_threads()
+    torch.set_num_threads(n)
+    return n

@@ -16,3 +16,19 @@ os.environ["CISR_PRECISION"] = "fp32"
 from cisr_lib import precision  # noqa: E402
 
 precision.set_default("fp32")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _cli_threads_as_the_test_set_them(request, monkeypatch):
+    """The `cisr` commands pick one thread per free core (cisr_lib/runtime.py), measuring the CPU for
+    0.2 s; in tests they keep the thread count the test set instead (tests/test_runtime.py tests the rule)."""
+    if request.module.__name__.endswith("test_runtime"):
+        return
+    import torch
+
+    from cisr_lib import runtime
+
+    monkeypatch.setattr(runtime, "auto_threads", lambda *a, **k: torch.get_num_threads())

@@ -23,6 +23,9 @@ def test_ship_writes_fp16_weights_and_a_card_with_the_logged_numbers(tmp_path):
     assert row and float(row[2]) == round(best["per_config"]["jpeg10"], 2)
     assert float(row[1]) == round(best["bicubic_per_config"]["jpeg10"], 2)
     assert f"**{best['val_psnr']:.2f}**" in card and "test box" in card and "**not met**" in card
+    legs = tr.read_legs(tmp_path / "run")
+    assert len(legs) == 1 and legs[0]["step"] == 0 and legs[0]["threads"] == 1
+    assert f"| arithmetic | {legs[0]['precision']} on cpu |" in card  # fp32 here (the suite's default)
     n = sum(p.numel() for p in load_model(tmp_path / "run" / "best.pt").parameters())
     assert f"{n:,} parameters" in card
     sd = torch.load(tmp_path / "w" / "micro_x2.pt", weights_only=True)["state_dict"]

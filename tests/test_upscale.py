@@ -355,6 +355,43 @@ def test_cli_single_file_matches_the_function_and_picks_the_format(tmp_path, wei
     assert (out_dir / "in.bmp").is_file()
 
 
+def test_cpu_defaults_are_tiles_and_the_search_window():
+    img = _rgb(12, 10)
+    model = _micro(2, steps=2)
+    auto = upscale(img, 2, weights=model)
+    assert inference.resolve_runtime("auto", "auto", CPU) == (inference.DEFAULT_TILE, inference.DEFAULT_WINDOW)
+    assert inference.resolve_runtime("auto", "auto", torch.device("cuda")) == (inference.DEFAULT_TILE, None)
+    assert inference.resolve_runtime(None, None, CPU) == (None, None)
+    np.testing.assert_array_equal(auto, upscale(img, 2, weights=model, tile=inference.DEFAULT_TILE,
+                                                window=inference.DEFAULT_WINDOW))
+    assert not np.array_equal(auto, upscale(img, 2, weights=model, window=None))  # the whole-image search
+    assert all(m.window is None for m in model.modules() if isinstance(m, NonLocal))  # given back
+    assert all(p.is_contiguous() for p in model.parameters())  # channels_last only while running
+
+
+def test_progress_bar_over_many_tiles(capsys):
+    model = _micro(2)
+    img = _rgb(40, 40)
+    upscale(img, 2, weights=model, tile=8, tile_overlap=2, window=1)  # 36 tiles > PROGRESS_MIN_TILES
+    assert "upscale" in capsys.readouterr().err
+    upscale(img, 2, weights=model, tile=8, tile_overlap=2, window=1, progress=False)
+    upscale(_rgb(10, 10), 2, weights=model, window=1)  # one tile: no bar
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_window_0_is_the_models_own_search(tmp_path, weights):
+    img = _rgb(12, 14)
+    src = _png(tmp_path / "in.png", img)
+    w2 = ["--scale", "2", "--weights", str(weights[2]), "--quiet"]
+    assert main(["upscale", str(src), str(tmp_path / "own.png"), "--window", "0", *w2]) == 0
+    assert main(["upscale", str(src), str(tmp_path / "auto.png"), *w2]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "own.png")), upscale(img, 2, weights=weights[2],
+                                                                                        window=None))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "auto.png")), upscale(img, 2, weights=weights[2]))
+    assert main(["upscale", str(src), str(tmp_path / "x.png"), "--window", "-1", *w2]) == 2
+    assert main(["upscale", str(src), str(tmp_path / "x.png"), "--threads", "0", *w2]) == 2
+
+
 def test_cli_tiles_by_default_and_tile_0_is_the_whole_image(tmp_path, weights):
     img = _rgb(40, 36)
     src = _png(tmp_path / "in.png", img)
