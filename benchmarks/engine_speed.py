@@ -50,7 +50,16 @@ def _kwargs_for(fn, **kw) -> dict:
     return {k: v for k, v in kw.items() if k in params}
 
 
-def _inference_case(model: str, scale: int, size: int, mode: str, precision: str | None, threads: int) -> dict:
+def _describe(precision: str | None) -> str:
+    if precision is None:  # the baseline revision: no precision option (and an editable install of this
+        return "fp32 (baseline revision)"  # checkout would answer an import of cisr_lib.precision)
+    from cisr_lib.precision import describe
+
+    return describe(precision, "cpu")
+
+
+def _inference_case(model: str, scale: int, size: int, mode: str, precision: str | None, threads: int,
+                    repeats: int = 1) -> dict:
     import torch
 
     import cisr_lib
@@ -70,11 +79,14 @@ def _inference_case(model: str, scale: int, size: int, mode: str, precision: str
     else:
         kw = dict(tile="auto", window="auto")
     kw = _kwargs_for(cisr_lib.upscale, **kw, precision=precision, progress=False, device="cpu")
-    t0 = time.perf_counter()
-    out = cisr_lib.upscale(image, scale, weights=net, **kw)
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "out_mp": out.shape[0] * out.shape[1] / 1e6,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    times = []
+    for _ in range(repeats):  # the first run includes one-off costs (kernel selection, caches)
+        t0 = time.perf_counter()
+        out = cisr_lib.upscale(image, scale, weights=net, **kw)
+        times.append(time.perf_counter() - t0)
+    return {"seconds": min(times), "all_seconds": times, "out_mp": out.shape[0] * out.shape[1] / 1e6,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "precision": _describe(precision)}
 
 
 def _training_case(model: str, steps: int, precision: str | None, threads: int) -> dict:
@@ -88,7 +100,8 @@ def _training_case(model: str, steps: int, precision: str | None, threads: int) 
         records = [json.loads(line) for line in (Path(tmp) / "log.jsonl").read_text().splitlines()]
     elapsed = [r["elapsed"] for r in records if "loss" in r]
     per_step = (elapsed[-1] - elapsed[0]) / (len(elapsed) - 1)  # the first step (warm-up) is left out
-    return {"seconds_per_step": per_step, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"seconds_per_step": per_step, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "precision": _describe(precision)}
 
 
 def _subprocess(root: Path, kind: str, kwargs: dict) -> dict:
@@ -120,16 +133,16 @@ def _cpu_name() -> str:
 
 
 def table(res: dict) -> str:
-    from cisr_lib.precision import describe
-
     ways = res["ways"]
-    lines = [f"Measured by `python benchmarks/engine_speed.py --threads {res['threads']}"
+    default = res["training"][0]["default"]["precision"] if res["training"] else "?"
+    lines = [f"Measured by `python benchmarks/engine_speed.py --threads {res['threads']} --repeats {res['repeats']}"
              f"{' --baseline-rev ' + res['baseline_rev'] if res['baseline_rev'] else ''}` on {res['date']}: "
              f"{res['cpu']}, {res['cores']} cores, {res['threads']} torch thread(s), torch {res['torch']}; load average "
-             f"{res['load']:.1f} when it started. `default` is this code's `precision=\"auto\"`: "
-             f"{describe('auto', 'cpu')}. "
+             f"{res['load']:.1f} when it started. `default` is this code's `precision=\"auto\"`: {default}. "
              + (f"`before` is revision {res['baseline_rev']} (fp32, its own defaults). " if "before" in ways else "")
-             + "Each case is one run in a fresh process.", ""]
+             + f"Each case runs in a fresh process; inference is the best of {res['repeats']} runs there, training the "
+             f"mean of steps 2-{res['train_steps'] + 1}. At {res['size']}x{res['size']} every mode is one tile, so "
+             "`before`'s two rows are the same computation (their difference is run-to-run noise).", ""]
     head = " | ".join(f"{w} s/MP" for w in ways)
     lines += [f"| model | scale | LR input | mode | {head} | speed-up | peak RSS MiB ({', '.join(ways)}) |",
               "|---|---|---|---|" + "---|" * (len(ways) + 2)]
@@ -156,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", type=int, default=128, help="LR input side for inference (default 128)")
     ap.add_argument("--train-steps", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=2, help="inference runs per case in its process; the best counts")
     ap.add_argument("--baseline-rev", help="git revision measured as 'before' (e.g. the last commit before a change)")
     ap.add_argument("--quick", action="store_true", help="micro x2 only, small sizes")
     ap.add_argument("--readme", action="store_true", help="replace the block between the markers in README.md")
@@ -171,9 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         ways = {"before": (worktree, None), **ways}
     res = {"date": time.strftime("%Y-%m-%d"), "cpu": _cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
            "torch": torch.__version__, "load": os.getloadavg()[0], "baseline_rev": args.baseline_rev,
-           "ways": list(ways), "inference": [], "training": []}
+           "ways": list(ways), "repeats": args.repeats, "train_steps": args.train_steps, "size": args.size,
+           "inference": [], "training": []}
     models, scales = (["micro"], [2]) if args.quick else (["micro", "tiny"], [2, 4])
     size = 32 if args.quick else args.size
+    res["size"] = size
     try:
         for m in models:
             for s in scales:
@@ -181,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                     case = {"model": m, "scale": s, "size": size, "mode": mode}
                     for w, (root, prec) in ways.items():
                         case[w] = _subprocess(root, "inference", dict(model=m, scale=s, size=size, mode=mode,
-                                                                      precision=prec, threads=args.threads))
+                                                                      precision=prec, threads=args.threads,
+                                                                      repeats=args.repeats))
                     print(json.dumps(case), flush=True)
                     res["inference"].append(case)
         for m in models:

@@ -121,8 +121,13 @@ def run_one(spec: dict, budget: Budget, out: Path, progress: bool = False) -> di
     summary = train(cfg, rdir, resume=True, progress=progress)
     weights = export_weights(rdir / "last.pt", rdir / "weights.pt", half=True, overwrite=True,
                              meta={"study": FORMAT, "run": spec["name"]})
+    from cisr_lib.precision import describe
+    from cisr_lib.train import read_legs, select_device
+
     rec = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()},
            "train_seconds": round(summary["elapsed_s"], 1), "steps": summary["steps"],
+           "precision": sorted({leg["precision"] for leg in read_legs(rdir)}),  # training; eval below
+           "eval_precision": describe(None, select_device(budget.device)),
            "parameters": sum(p.numel() for p in torch.load(weights, weights_only=True)["state_dict"].values()),
            **_scores(weights, budget)}
     done.write_text(json.dumps(rec, indent=1))

@@ -95,7 +95,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         val_crop=args.val_crop, unfolding=args.unfolding, data=args.data, val_data=args.val_data,
         configs=tuple(parse_config(c) for c in args.configs) if args.configs else PAPER_CONFIGS,
         grad_clip=args.grad_clip, device=args.device, precision=args.precision, compile=args.compile,
-        num_workers=args.workers, threads=args.threads or auto_threads(), seed=args.seed, ckpt_every=args.ckpt_every,
+        num_workers=args.workers, threads=auto_threads() if args.threads is None else args.threads, seed=args.seed, ckpt_every=args.ckpt_every,
         init=args.init)
     res = train(cfg, args.out, resume=not args.no_resume, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:

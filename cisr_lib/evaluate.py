@@ -521,6 +521,8 @@ def evaluate(
     if max_side is not None:
         for s in scales:
             _crop_side(max_side, s)
+    if window is not None and (isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1):
+        raise ValueError(f"window must be a search radius >= 1 or None (the whole image), got {window!r}")
     if isinstance(method, str) and method == BICUBIC and window is not None:
         raise ValueError("window applies to a model, not to bicubic")
     if window is not None and any(_is_module(_pick(method, s)) for s in scales):

@@ -233,6 +233,7 @@ def _prepared_model(weights, scale: int, device, window: int | None) -> Iterator
     was_training = model.training
     convs = [p for p in model.parameters() if p.dim() == 4]
     was_contiguous = all(p.is_contiguous() for p in convs)
+    was_channels_last = not was_contiguous and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
     try:
         if window is not None:
             for op in ops:
@@ -242,8 +243,8 @@ def _prepared_model(weights, scale: int, device, window: int | None) -> Iterator
         for op, w in zip(ops, saved):
             op.window = w
         model.train(was_training)
-        if was_contiguous:
-            model.to(memory_format=torch.contiguous_format)
+        if was_contiguous or was_channels_last:
+            model.to(memory_format=torch.contiguous_format if was_contiguous else torch.channels_last)
 
 
 def _split_channels(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]:

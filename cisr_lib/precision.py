@@ -7,9 +7,9 @@
   master weights, optimizer state, the loss and the non-local operator's exponent (eq. 10, see
   :mod:`cisr_lib.models.nonlocal_op`) stay float32.
 * ``"auto"``: bf16 where the hardware has native bf16 arithmetic, fp32 elsewhere. On CUDA that is
-  a GPU for which ``torch.cuda.is_bf16_supported()`` holds; on an x86 CPU it is the ``amx_bf16``
-  (Intel AMX tiles) or ``avx512_bf16`` (AVX-512 BF16 dot products) instruction set, read from
-  ``/proc/cpuinfo``; Apple MPS and other CPUs get fp32.
+  a GPU of compute capability 8.0 or later (Ampere; older ones only emulate bf16); on an x86 CPU it
+  is the ``amx_bf16`` (Intel AMX tiles) or ``avx512_bf16`` (AVX-512 BF16 dot products) instruction
+  set, read from ``/proc/cpuinfo``; Apple MPS and other CPUs get fp32.
 
 ``None`` anywhere a ``precision`` argument is taken means the process default: the environment
 variable ``CISR_PRECISION`` when set, else ``"auto"``, until :func:`set_default` changes it
@@ -95,8 +95,8 @@ def resolve(precision: str | None, device: str | torch.device = "cpu") -> str:
         raise ValueError(f"bf16 autocast is supported here on the CPU and CUDA, not on {dev.type}")
     if p != "auto":
         return p
-    if dev.type == "cuda":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    if dev.type == "cuda":  # native bf16 from Ampere (compute capability 8.0) on; older GPUs emulate it slowly
+        return "bf16" if torch.cuda.is_available() and torch.cuda.get_device_capability(dev)[0] >= 8 else "fp32"
     if dev.type == "cpu":
         return "bf16" if cpu_bf16_flag() else "fp32"
     return "fp32"
@@ -131,10 +131,12 @@ def autocast(precision: str | None, device: str | torch.device = "cpu"):
 
 
 def memory_format(device: str | torch.device = "cpu"):
-    """The activation layout that runs fastest: channels_last on the CPU (oneDNN), else contiguous.
+    """The activation layout used on ``device``: channels_last on the CPU (oneDNN), else contiguous.
 
-    Measured on the project's 2-core machine (docs/model.md, "Profile"): channels_last makes the
-    oneDNN 3x3 convolutions 1.2-2.5x faster on the CPU, in fp32 and bf16 alike.
+    Measured on the project's 2-core machine (docs/model.md, kernel table of "A profiled training
+    step"): channels_last makes the 3x3 convolutions' forward pass about 1.1-2.7x faster on the CPU
+    (inference), while forward + backward gains little in fp32 and at 64 channels in bf16 ran slower
+    than contiguous in that kernel test; whole training steps were about as fast either way.
     """
     import torch
 

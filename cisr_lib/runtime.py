@@ -42,44 +42,71 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _cpu_times() -> tuple[int, int] | None:
-    """(busy, total) jiffies of all CPUs from /proc/stat (Linux), or None."""
+def _cpu_times(cpus: set[int] | None = None) -> tuple[int, int] | None:
+    """(busy, total) jiffies of the given CPUs (all when None) from /proc/stat (Linux), or None."""
     try:
         with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
-    except (OSError, ValueError):
+            lines = [ln.split() for ln in f if ln.startswith("cpu")]
+    except OSError:
         return None
-    total = sum(fields)
-    return total - fields[3] - fields[4], total
+    busy = total = 0
+    for parts in lines:
+        name = parts[0]
+        if (name == "cpu") != (cpus is None) or (cpus is not None and int(name[3:]) not in cpus):
+            continue
+        try:
+            fields = [int(v) for v in parts[1:9]]  # user nice system idle iowait irq softirq steal
+        except ValueError:
+            return None
+        busy += sum(fields) - fields[3] - fields[4]
+        total += sum(fields)
+    return (busy, total) if total else None
+
+
+def _affinity() -> set[int] | None:
+    try:
+        return set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
 
 
 def busy_cores(interval: float = 0.2) -> float:
-    """How many cores other programs keep busy now: CPU use over ``interval`` seconds, in cores.
+    """How many of this process's cores other programs keep busy now: CPU use over ``interval`` s.
 
-    Read from /proc/stat (Linux); 0 where it is unavailable. Unlike the load average, which trails
-    the last minute (a previous run of ours included), this is what the machine does now.
+    Read from /proc/stat (Linux) for the CPUs of this process's affinity; 0 where unavailable.
+    Unlike the load average, which trails the last minute (a previous run of ours included), this is
+    what the machine does now.
     """
-    first = _cpu_times()
+    cpus = _affinity()
+    first = _cpu_times(cpus)
     if first is None:
         return 0.0
     time.sleep(interval)
-    second = _cpu_times()
+    second = _cpu_times(cpus)
     if second is None or second[1] <= first[1]:
         return 0.0
-    share = (second[0] - first[0]) / (second[1] - first[1])  # busy share of all CPUs
-    return share * (os.cpu_count() or 1)
+    share = (second[0] - first[0]) / (second[1] - first[1])  # busy share of these CPUs
+    return share * (len(cpus) if cpus else (os.cpu_count() or 1))
 
 
 def auto_threads(busy: float | None = None, cores: int | None = None) -> int:
-    """One thread per free core: ``cores - round(busy)``, clipped to [1, cores].
+    """Threads for a ``cisr`` command: ``OMP_NUM_THREADS`` when set, else one per free core.
+
+    One per free core is ``cores - round(busy)``, clipped to [1, cores], shared out among the
+    processes of a ``torchrun`` job on this machine (``LOCAL_WORLD_SIZE``).
 
     Args:
         busy: cores other programs use (default: :func:`busy_cores`, measured now).
         cores: usable cores (default: :func:`usable_cores`).
     """
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     cores = usable_cores() if cores is None else int(cores)
     busy = busy_cores() if busy is None else float(busy)
-    return max(1, min(cores, cores - int(busy + 0.5)))
+    free = max(1, min(cores, cores - int(busy + 0.5)))
+    local = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    return max(1, free // int(local)) if local.isdigit() and int(local) > 1 else free
 
 
 def set_threads(threads: int | None) -> int:

@@ -147,6 +147,8 @@ class TrainConfig:
             raise ValueError(f"unfolding must be 'end_to_end' or 'truncated', got {cfg.unfolding!r}")
         if cfg.schedule not in ("constant", "cosine", "step"):
             raise ValueError(f"schedule must be constant, cosine or step, got {cfg.schedule!r}")
+        if cfg.threads is not None and int(cfg.threads) < 1:
+            raise ValueError(f"threads must be >= 1, got {cfg.threads}")
         for k in ("batch_size", "lr_patch", "max_steps", "val_every", "patience"):
             if int(getattr(cfg, k)) < 1:
                 raise ValueError(f"{k} must be >= 1, got {getattr(cfg, k)}")
@@ -284,8 +286,13 @@ def _log(path: Path, record: dict) -> None:
 
 
 def _truncate_log(path: Path, step: int) -> None:
+    """Drop the records of steps after ``step``, and the legs that started at ``step`` or later
+    (their work was lost with the process; the leg that resumes from ``step`` logs itself again)."""
     if path.exists():
-        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        def kept(rec: dict) -> bool:
+            return rec["step"] < step if "leg" in rec else rec["step"] <= step
+
+        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and kept(json.loads(ln))]
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(ln + "\n" for ln in keep))
         os.replace(tmp, path)

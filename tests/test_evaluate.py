@@ -279,3 +279,9 @@ def test_data_source_embedded_val_is_what_the_trainer_holds_out():
     held = data_source("embedded-val")
     assert set(held) == set(EMBEDDED_VAL) == set(training_images(TrainConfig(data="embedded"))[1])
     assert all(held[k] is embedded_images()[k] or (held[k] == embedded_images()[k]).all() for k in held)
+
+
+@pytest.mark.parametrize("window", [0, -2, 1.5])
+def test_bad_window_is_refused_before_any_work(tmp_path, window):
+    with pytest.raises(ValueError, match="search radius"):
+        E.evaluate(_tiny(2), {"a": np.zeros((8, 8, 3), np.uint8)}, scales=(2,), configs=("jpeg10",), window=window)

@@ -232,3 +232,32 @@ def test_attention_row_reproduces_the_operator_at_its_pixel(use_mask):
     with pytest.raises(ValueError, match="outside"):
         attention_row(g, h, (9, 0))
     assert attention_row(g, h, (2, 3), mask=torch.zeros(1, 1, 9, 11))[2, 3] == 1.0
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 7, 1), (1, 1, 1, 6), (1, 1, 2, 2)])
+def test_window_on_thin_images_with_a_mask_equals_naive(shape):
+    torch.manual_seed(3)
+    b, _, hh, ww = shape
+    z = torch.rand(b, 3, hh, ww, dtype=torch.float64)
+    g = torch.rand(b, 3, hh, ww, dtype=torch.float64)
+    h = 0.05 + 0.2 * torch.rand(b, 1, hh, ww, dtype=torch.float64)
+    mask = (torch.rand(b, 1, hh, ww) > 0.5).double()
+    mask[..., 0, 0] = 0
+    out = nonlocal_filter(z, g, h, mask, window=1)
+    alone = ~(naive_weights(g, h, mask, window=1).isfinite().all(dim=2))  # rows with no admissible candidate
+    ref = naive_filter(z, g, h, mask, window=1)
+    ref = torch.where(alone.reshape(b, 1, hh, ww), z, ref)  # those keep z(m)
+    torch.testing.assert_close(out, ref, rtol=1e-9, atol=1e-9)
+
+
+def test_windowed_patch_aggregation_equals_the_whole_search_when_the_window_covers_it(inputs):
+    z, g, h, mask = inputs
+    whole = nonlocal_filter(z, g, h, mask, aggregate="patch")
+    torch.testing.assert_close(nonlocal_filter(z, g, h, mask, window=20, aggregate="patch"), whole, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("window", [0, -1])
+def test_bad_window_is_a_value_error(inputs, window):
+    z, g, h, mask = inputs
+    with pytest.raises(ValueError, match="search radius"):
+        nonlocal_filter(z, g, h, mask, window=window)

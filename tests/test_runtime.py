@@ -39,3 +39,16 @@ def test_openmp_spin_count_is_set_before_torch_only():
     assert _spincount({"GOMP_SPINCOUNT": "77"}) == "77"  # the user's value wins
     assert _spincount({"CISR_NO_OPENMP_DEFAULTS": "1"}) == "unset"
     assert _spincount({}, "import torch; import cisr_lib") == "unset"  # too late: libgomp has started
+
+
+def test_omp_num_threads_and_torchrun_are_respected(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert runtime.auto_threads(busy=0.0, cores=8) == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert runtime.auto_threads(busy=0.0, cores=8) == 4 and runtime.auto_threads(busy=1.0, cores=2) == 1
+
+
+def test_set_threads_rejects_non_positive_counts():
+    with pytest.raises(ValueError, match="--threads"):
+        runtime.set_threads(0)

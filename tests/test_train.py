@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -86,6 +87,30 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, monkeypatch):
     assert all(torch.equal(a[k], b[k]) for k in a)
     steps = [r["step"] for r in tr.read_log(tmp_path / "killed")[0]]
     assert steps == [1, 2, 3, 4, 5, 6]  # no step logged twice
+    assert [leg["step"] for leg in tr.read_legs(tmp_path / "killed")] == [0, 4]  # the start and the resume
+
+
+def test_a_leg_that_died_before_its_first_checkpoint_is_forgotten(tmp_path, monkeypatch):
+    def die(path, state):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr, "save_checkpoint", die)
+    with pytest.raises(KeyboardInterrupt):
+        tr.train(_cfg(max_steps=2), tmp_path / "run", progress=False)
+    monkeypatch.undo()
+    tr.train(_cfg(max_steps=2), tmp_path / "run", progress=False)
+    legs = tr.read_legs(tmp_path / "run")
+    assert len(legs) == 1 and legs[0]["step"] == 0 and legs[0]["precision"].startswith("fp32")
+
+
+def test_bf16_training_runs_and_logs_its_precision(tmp_path):
+    res = tr.train(_cfg(max_steps=2, precision="bf16"), tmp_path / "bf16", progress=False)
+    assert res["steps"] == 2 and np.isfinite(res["best_psnr"])
+    assert tr.read_legs(tmp_path / "bf16")[0]["precision"] == "bf16 autocast (requested)"
+    with pytest.raises(ValueError, match="precision"):
+        tr.train(_cfg(precision="half"), tmp_path / "bad", progress=False)
+    with pytest.raises(ValueError, match="threads"):
+        tr.train(_cfg(threads=0), tmp_path / "bad", progress=False)
 
 
 def test_bad_arguments_leave_no_run_folder(tmp_path):
@@ -120,6 +145,9 @@ def test_a_checkpoint_older_than_an_option_resumes_with_its_default():
     old = _cfg().to_dict()
     del old["init"]
     assert tr._differs(old, _cfg().to_dict()) == []
+    old["amp"] = True  # an option that no longer exists (replaced by precision) is ignored
+    del old["precision"]
+    assert tr._differs(old, _cfg(precision="bf16").to_dict()) == []
     assert tr._differs(old, _cfg(init="w.pt").to_dict()) == ["init"]
 
 

@@ -369,6 +369,13 @@ def test_cpu_defaults_are_tiles_and_the_search_window():
     assert all(p.is_contiguous() for p in model.parameters())  # channels_last only while running
 
 
+def test_a_channels_last_module_stays_channels_last():
+    model = _micro(2).to(memory_format=torch.channels_last)
+    upscale(_rgb(6, 6), 2, weights=model, device="cpu")
+    convs = [p for p in model.parameters() if p.dim() == 4]
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+
+
 def test_progress_bar_over_many_tiles(capsys):
     model = _micro(2)
     img = _rgb(40, 40)

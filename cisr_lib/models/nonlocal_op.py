@@ -131,6 +131,8 @@ def nonlocal_filter(
         raise ValueError(f"patch must be odd, got {patch}")
     if aggregate not in ("centre", "patch"):
         raise ValueError(f"aggregate must be 'centre' or 'patch', got {aggregate!r}")
+    if window is not None and int(window) < 1:
+        raise ValueError(f"window must be a search radius >= 1 or None (the whole image), got {window!r}")
     b, c, hh, ww = z.shape
     n = hh * ww
     if g.shape[0] != b or g.shape[2:] != z.shape[2:]:
@@ -231,7 +233,7 @@ def _window_band(gp: torch.Tensor, gq: torch.Tensor, inv_h2: torch.Tensor, ok: t
     for i in range(1, patch):
         dist = dist + box[:, :, i:i + hh]
     dist = dist / (c * patch * patch)  # (B, D, h, W) ||g(m) - g(n)||^2, mean over the C*P*P elements
-    valid = ok[:, 0].unfold(1, hh, 1).unfold(2, ww, 1).reshape(b, d, hh, ww)  # (B, D, h, W)
+    valid = ok[:, 0].unfold(1, hh, 1).unfold(2, ww, 1).reshape(b, d, hh, ww).clone()  # (B, D, h, W), own memory
     valid[:, d // 2] |= ~valid.any(dim=1)  # no admissible candidate: the query itself, u(m) = z(m)
     logits = (dist * -inv_h2).masked_fill(~valid, float("-inf"))  # (10) exponent
     w = torch.softmax(logits, dim=1).reshape(b, 1, span, span, hh, ww)  # (10) w(m, n) over the window
