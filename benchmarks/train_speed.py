@@ -85,7 +85,8 @@ def minutes_to(curve: list[dict], gain: float) -> float | None:
 def report(res: dict) -> str:
     target = res["runs"]["before"][-1]["gain"] if "before" in res["runs"] else None
     lines = [f"Measured by `python benchmarks/train_speed.py --minutes {res['minutes']:g}"
-             f"{' --baseline-rev ' + res['baseline_rev'] if res['baseline_rev'] else ''}` on {res['date']} "
+             f"{' --baseline-rev ' + res['baseline_rev'] if res['baseline_rev'] else ''}` (a row can be redone with "
+             f"`--only NAME`) on {res['date']} "
              f"({res['cores']} cores, {res['threads']} threads, one run at a time): micro x2 from scratch, photos "
              "001-040, seed 0; validation on 96x96 crops of photos 041-049, the 10 paper configs.", "",
              "| run | steps | s per step | final gain over bicubic (dB) | minutes to reach `before`'s final gain | speed-up |",
@@ -110,9 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", default=str(REPO / "runs" / "train_speed"))
     ap.add_argument("--readme", action="store_true", help="replace the block between the markers in README.md")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "train_speed.json"))
+    ap.add_argument("--render", action="store_true", help="only re-render the table of the saved --out JSON")
     args = ap.parse_args(argv)
     out = Path(args.out)
     res = json.loads(out.read_text()) if out.exists() else {"runs": {}}
+    if args.render:
+        return _publish(report(res), args.readme)
     res.update(date=time.strftime("%Y-%m-%d"), cores=os.cpu_count(), threads=args.threads, minutes=args.minutes,
                baseline_rev=args.baseline_rev or res.get("baseline_rev"))
     todo = args.only or [c for c in CANDIDATES if c != "before" or args.baseline_rev]
@@ -135,9 +139,12 @@ def main(argv: list[str] | None = None) -> int:
                                           CANDIDATES[name])
         print(name, json.dumps(res["runs"][name][-1]), flush=True)
         out.write_text(json.dumps(res, indent=1) + "\n")
-    md = report(res)
+    return _publish(report(res), args.readme)
+
+
+def _publish(md: str, readme_too: bool) -> int:
     print(md)
-    if args.readme:
+    if readme_too:
         readme = REPO / "README.md"
         text = readme.read_text()
         if MARK_START not in text:

@@ -63,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", nargs="+", default=["micro_x2", "micro_x4"], help="shipped NAME_xS weights")
     ap.add_argument("--docs", action="store_true", help="replace the table between the markers in docs/model.md")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "window_choice.json"))
+    ap.add_argument("--render", action="store_true", help="only re-render the table of the saved --out JSON")
     args = ap.parse_args(argv)
+    if args.render:
+        saved = json.loads(Path(args.out).read_text())
+        return _publish(table(saved["rows"], saved["header"]), args.docs)
 
     import torch
 
@@ -84,8 +88,12 @@ def main(argv: list[str] | None = None) -> int:
               "(no tiles).")
     md = table(rows, header)
     Path(args.out).write_text(json.dumps({"header": header, "rows": rows}, indent=1) + "\n")
+    return _publish(md, args.docs)
+
+
+def _publish(md: str, docs: bool) -> int:
     print(md)
-    if args.docs:
+    if docs:
         doc = REPO / "docs" / "model.md"
         text = doc.read_text()
         if MARK_START not in text:

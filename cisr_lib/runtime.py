@@ -4,14 +4,17 @@ PyTorch's CPU build runs each operator on a team of GNU OpenMP (libgomp) threads
 a thread that has finished spins (by default about 300,000 iterations) before it sleeps. When
 another program holds one of the cores, the thread that shares its core is descheduled and its team
 mates spin at the end of every operator until it comes back: on the project's 2-core machine a micro
-training step took 3.3x longer with two threads beside a busy loop than on an idle machine, and one
-thread was then faster than two (benchmarks/threads.py). Two defaults follow:
+training step took 3.0x longer with two threads beside a busy loop than on an idle machine, and one
+thread was then faster than two (benchmarks/threads.py, table in docs/model.md). Two defaults follow:
 
-* :func:`configure_openmp` sets ``GOMP_SPINCOUNT=1000`` when it is unset: as fast as the default on
-  an idle machine (within the noise), about 20 % faster on a busy one. ``OMP_WAIT_POLICY=PASSIVE``
-  helps a busy machine as much but costs about 30 % on an idle one. libgomp reads the variable when
-  it starts (``import torch``), so ``import cisr_lib`` calls this before torch is imported; it does
-  nothing when torch is already loaded or ``CISR_NO_OPENMP_DEFAULTS`` is set.
+* :func:`configure_openmp` sets ``GOMP_SPINCOUNT=1000`` when it is unset. In the committed
+  measurement it made a training step 17 % faster and inference twice as fast beside a busy loop,
+  at 12 % on an idle machine's training step (inference no slower); ``OMP_WAIT_POLICY=PASSIVE``
+  helped about as much when busy and cost 18 % when idle. It protects a run that other work joins
+  after it started; :func:`auto_threads` handles a machine that is busy when it starts. libgomp
+  reads the variable when it starts (``import torch``), so ``import cisr_lib`` calls this before
+  torch is imported; it does nothing when torch is already loaded or ``CISR_NO_OPENMP_DEFAULTS``
+  is set.
 * :func:`auto_threads`: the ``cisr`` commands use one thread per core that is free when they
   start (the cores this process may use, minus the cores other programs kept busy over the last
   0.2 s, rounded), at least one.

@@ -2,11 +2,11 @@
 
 The numerical tests compare the library with float32 references (independent formulas, PIL,
 OpenCV, naive implementations), so the library's process default precision is fp32 here
-(``CISR_PRECISION=fp32``: ``precision=None`` means fp32, in this process and in the notebook kernels
-nbval starts). An explicit ``precision="auto"`` (the command line's default) still means bf16 where
-the CPU has it.
-bf16 autocast is tested explicitly (tests/test_precision.py and the bf16 cases of the trainer,
-evaluation and up-scaling tests).
+(``CISR_PRECISION=fp32``: ``precision=None``, the default of the library and of the ``cisr``
+commands, means fp32 in this process, its subprocesses and the notebook kernels nbval starts). An
+explicit ``precision="auto"`` still means bf16 where the CPU has it. bf16 is tested explicitly:
+tests/test_precision.py (outputs of the shipped weights, a short training run against fp32 seeds,
+upscale), and the bf16 training test in tests/test_train.py.
 """
 
 import os
