@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import subprocess
 import sys
@@ -23,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-MARK_START, MARK_END = "<!-- big-photo:start -->", "<!-- big-photo:end -->"
+from blocks import REPO, publish  # benchmarks/blocks.py
+TAG = "big-photo"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,17 +61,7 @@ def main(argv: list[str] | None = None) -> int:
           f"photo_x{args.scale}.png --scale {args.scale}` with every default on a {args.width}x{args.height} JPEG "
           f"took **{wall:.0f} s** ({res['s_per_out_mp']:.1f} s per output megapixel, {size[0]}x{size[1]} out) with a "
           f"peak resident memory of **{peak:.0f} MiB**.")
-    print(md)
-    if args.readme:
-        readme = REPO / "README.md"
-        text = readme.read_text()
-        if MARK_START not in text:
-            print(f"README.md has no {MARK_START} marker", file=sys.stderr)
-            return 2
-        text = re.sub(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), lambda _: f"{MARK_START}\n{md}\n{MARK_END}",
-                      text, flags=re.S)
-        readme.write_text(text)
-    return 0
+    return publish(md, REPO / "README.md", TAG, args.readme)
 
 
 if __name__ == "__main__":

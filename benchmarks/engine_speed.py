@@ -32,7 +32,6 @@ import inspect
 import json
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -40,8 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-MARK_START, MARK_END = "<!-- engine-speed:start -->", "<!-- engine-speed:end -->"
+from blocks import REPO, baseline_worktree, publish  # benchmarks/blocks.py
+TAG = "engine-speed"
 
 
 def _kwargs_for(fn, **kw) -> dict:
@@ -115,13 +114,6 @@ def _subprocess(root: Path, kind: str, kwargs: dict) -> dict:
     return json.loads(lines[-1][len("RESULT"):])
 
 
-def _worktree(rev: str) -> Path:
-    path = Path(tempfile.mkdtemp(prefix="cisr_baseline_"))
-    subprocess.run(["git", "worktree", "add", "--detach", str(path), rev], cwd=REPO, check=True,
-                   capture_output=True, text=True)
-    return path
-
-
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -178,19 +170,17 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    ways = {"fp32": (REPO, "fp32"), "default": (REPO, "auto")}
-    worktree = None
-    if args.baseline_rev:
-        worktree = _worktree(args.baseline_rev)
-        ways = {"before": (worktree, None), **ways}
-    res = {"date": time.strftime("%Y-%m-%d"), "cpu": _cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
-           "torch": torch.__version__, "load": os.getloadavg()[0], "baseline_rev": args.baseline_rev,
-           "ways": list(ways), "repeats": args.repeats, "train_steps": args.train_steps, "size": args.size,
-           "inference": [], "training": []}
-    models, scales = (["micro"], [2]) if args.quick else (["micro", "tiny"], [2, 4])
-    size = 32 if args.quick else args.size
-    res["size"] = size
-    try:
+    with baseline_worktree(args.baseline_rev) as worktree:
+        ways = {"fp32": (REPO, "fp32"), "default": (REPO, "auto")}
+        if worktree is not None:
+            ways = {"before": (worktree, None), **ways}
+        res = {"date": time.strftime("%Y-%m-%d"), "cpu": _cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
+               "torch": torch.__version__, "load": os.getloadavg()[0], "baseline_rev": args.baseline_rev,
+               "ways": list(ways), "repeats": args.repeats, "train_steps": args.train_steps,
+               "inference": [], "training": []}
+        models, scales = (["micro"], [2]) if args.quick else (["micro", "tiny"], [2, 4])
+        size = 32 if args.quick else args.size
+        res["size"] = size
         for m in models:
             for s in scales:
                 for mode in ("whole", "default"):
@@ -208,22 +198,9 @@ def main(argv: list[str] | None = None) -> int:
                                                              precision=prec, threads=args.threads))
             print(json.dumps(case), flush=True)
             res["training"].append(case)
-    finally:
-        if worktree is not None:
-            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=REPO, capture_output=True)
     Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
     md = table(res)
-    print(md)
-    if args.readme:
-        readme = REPO / "README.md"
-        text = readme.read_text()
-        if MARK_START not in text:
-            print(f"README.md has no {MARK_START} marker", file=sys.stderr)
-            return 2
-        text = re.sub(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), lambda _: f"{MARK_START}\n{md}\n{MARK_END}",
-                      text, flags=re.S)
-        readme.write_text(text)
-    return 0
+    return publish(md, REPO / "README.md", TAG, args.readme)
 
 
 if __name__ == "__main__":

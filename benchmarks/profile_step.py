@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-MARK_START, MARK_END = "<!-- profile-step:start -->", "<!-- profile-step:end -->"
+from blocks import REPO, baseline_worktree, publish  # benchmarks/blocks.py
+TAG = "profile-step"
 
 GROUPS = {  # profiler operator name -> what it implements
     "aten::mkldnn_convolution": "conv forward", "aten::convolution_backward": "conv backward",
@@ -175,12 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     kern = kernels(args.threads)
     rows = []
-    worktree = None
-    if args.baseline_rev:
-        worktree = Path(tempfile.mkdtemp(prefix="cisr_baseline_"))
-        subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.baseline_rev], cwd=REPO, check=True,
-                       capture_output=True)
-    try:
+    with baseline_worktree(args.baseline_rev) as worktree:
         for m in args.models:
             if worktree is not None:
                 rows.append(_subprocess(worktree, m, args.threads))
@@ -188,22 +181,9 @@ def main(argv: list[str] | None = None) -> int:
             for p in ("fp32", "bf16"):
                 rows.append(profile(m, p, args.threads))
                 print(json.dumps(rows[-1]), flush=True)
-    finally:
-        if worktree is not None:
-            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=REPO, capture_output=True)
     Path(args.out).write_text(json.dumps({"kernels": kern, "steps": rows}, indent=1) + "\n")
     md = table(rows, kern, args.threads, args.baseline_rev)
-    print(md)
-    if args.docs:
-        doc = REPO / "docs" / "model.md"
-        text = doc.read_text()
-        if MARK_START not in text:
-            print(f"docs/model.md has no {MARK_START} marker", file=sys.stderr)
-            return 2
-        text = re.sub(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), lambda _: f"{MARK_START}\n{md}\n{MARK_END}",
-                      text, flags=re.S)
-        doc.write_text(text)
-    return 0
+    return publish(md, REPO / "docs" / "model.md", TAG, args.docs)
 
 
 if __name__ == "__main__":

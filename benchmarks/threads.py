@@ -23,14 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-MARK_START, MARK_END = "<!-- threads:start -->", "<!-- threads:end -->"
+from blocks import REPO, publish  # benchmarks/blocks.py
+TAG = "threads"
 
 CASE = r"""
 import json, sys, time
@@ -103,17 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         lines.append(f"| {'busy' if r['busy'] else 'idle'} | {r['setting']} | {r['infer']:.2f} | {r['train']:.2f} |")
     md = "\n".join(lines)
-    print(md)
-    if args.docs:
-        doc = REPO / "docs" / "model.md"
-        text = doc.read_text()
-        if MARK_START not in text:
-            print(f"docs/model.md has no {MARK_START} marker", file=sys.stderr)
-            return 2
-        text = re.sub(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), lambda _: f"{MARK_START}\n{md}\n{MARK_END}",
-                      text, flags=re.S)
-        doc.write_text(text)
-    return 0
+    return publish(md, REPO / "docs" / "model.md", TAG, args.docs)
 
 
 if __name__ == "__main__":

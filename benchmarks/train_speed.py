@@ -29,15 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-MARK_START, MARK_END = "<!-- train-speed:start -->", "<!-- train-speed:end -->"
+from blocks import REPO, baseline_worktree, publish  # benchmarks/blocks.py
+TAG = "train-speed"
 
 CANDIDATES = {
     "before": [],
@@ -116,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     res = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     if args.render:
-        return _publish(report(res), args.readme)
+        return publish(report(res), REPO / "README.md", TAG, args.readme)
     res.update(date=time.strftime("%Y-%m-%d"), cores=os.cpu_count(), threads=args.threads, minutes=args.minutes,
                baseline_rev=args.baseline_rev or res.get("baseline_rev"))
     todo = args.only or [c for c in CANDIDATES if c != "before" or args.baseline_rev]
@@ -127,33 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         if name == "before":
             if not args.baseline_rev:
                 raise SystemExit("--baseline-rev is needed for the 'before' run")
-            tree = Path(tempfile.mkdtemp(prefix="cisr_baseline_"))
-            subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline_rev], cwd=REPO, check=True,
-                           capture_output=True)
-            try:
+            with baseline_worktree(args.baseline_rev) as tree:
                 res["runs"][name] = train_run(tree, run_dir.resolve(), args.minutes, args.val_every, args.threads, [])
-            finally:
-                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
         else:
             res["runs"][name] = train_run(REPO, run_dir.resolve(), args.minutes, args.val_every, args.threads,
                                           CANDIDATES[name])
         print(name, json.dumps(res["runs"][name][-1]), flush=True)
         out.write_text(json.dumps(res, indent=1) + "\n")
-    return _publish(report(res), args.readme)
-
-
-def _publish(md: str, readme_too: bool) -> int:
-    print(md)
-    if readme_too:
-        readme = REPO / "README.md"
-        text = readme.read_text()
-        if MARK_START not in text:
-            print(f"README.md has no {MARK_START} marker", file=sys.stderr)
-            return 2
-        text = re.sub(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), lambda _: f"{MARK_START}\n{md}\n{MARK_END}",
-                      text, flags=re.S)
-        readme.write_text(text)
-    return 0
+    return publish(report(res), REPO / "README.md", TAG, args.readme)
 
 
 if __name__ == "__main__":

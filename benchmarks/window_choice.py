@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-MARK_START, MARK_END = "<!-- window-choice:start -->", "<!-- window-choice:end -->"
+from blocks import REPO, publish  # benchmarks/blocks.py
+TAG = "window-choice"
 CONFIGS = ("jpeg10", "jpeg30", "jpeg50", "webp5", "webp20", "webp40")
 
 
@@ -67,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.render:
         saved = json.loads(Path(args.out).read_text())
-        return _publish(table(saved["rows"], saved["header"]), args.docs)
+        return publish(table(saved["rows"], saved["header"]), REPO / "docs" / "model.md", TAG, args.docs)
 
     import torch
 
@@ -88,21 +87,7 @@ def main(argv: list[str] | None = None) -> int:
               "(no tiles).")
     md = table(rows, header)
     Path(args.out).write_text(json.dumps({"header": header, "rows": rows}, indent=1) + "\n")
-    return _publish(md, args.docs)
-
-
-def _publish(md: str, docs: bool) -> int:
-    print(md)
-    if docs:
-        doc = REPO / "docs" / "model.md"
-        text = doc.read_text()
-        if MARK_START not in text:
-            print(f"docs/model.md has no {MARK_START} marker", file=sys.stderr)
-            return 2
-        text = re.sub(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), lambda _: f"{MARK_START}\n{md}\n{MARK_END}",
-                      text, flags=re.S)
-        doc.write_text(text)
-    return 0
+    return publish(md, REPO / "docs" / "model.md", TAG, args.docs)
 
 
 if __name__ == "__main__":

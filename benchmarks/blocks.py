@@ -1,0 +1,50 @@
+"""What the benchmark scripts share: generated blocks in README.md / docs, and a baseline revision.
+
+* :func:`fill_block` replaces the text between ``<!-- TAG:start -->`` and ``<!-- TAG:end -->``.
+* :func:`baseline_worktree` checks a git revision out into a temporary worktree (removed on exit),
+  so that a script can measure the old code beside the new in one run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def fill_block(path: Path, tag: str, md: str) -> int:
+    """Put ``md`` between the ``tag`` markers of ``path``; 0, or 2 (with a message) when they are missing."""
+    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
+    text = path.read_text()
+    if start not in text:
+        print(f"{path.name} has no {start} marker", file=sys.stderr)
+        return 2
+    path.write_text(re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{md}\n{end}", text,
+                           flags=re.S))
+    return 0
+
+
+def publish(md: str, path: Path, tag: str, write: bool) -> int:
+    """Print ``md``; when ``write``, also fill its block in ``path``."""
+    print(md)
+    return fill_block(path, tag, md) if write else 0
+
+
+@contextlib.contextmanager
+def baseline_worktree(rev: str | None) -> Iterator[Path | None]:
+    """A temporary git worktree of ``rev`` (None: yields None), removed afterwards."""
+    if not rev:
+        yield None
+        return
+    path = Path(tempfile.mkdtemp(prefix="cisr_baseline_"))
+    subprocess.run(["git", "worktree", "add", "--detach", str(path), rev], cwd=REPO, check=True, capture_output=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=REPO, capture_output=True)
