@@ -419,7 +419,7 @@ def upscale(
 
     colour, alpha, gray = _split_channels(image)
     _check_options(scale, steps, tile, tile_overlap, window)
-    dev = _resolve_device(device, weights if _is_module(weights) else None)
+    dev = _resolve_device(device, weights if isinstance(weights, torch.nn.Module) else None)
     tile, window = resolve_runtime(tile, window, dev)
     prec = resolve(precision, dev)
     with _prepared_model(weights, scale, dev, window) as (model, dev), torch.inference_mode():
@@ -430,12 +430,6 @@ def upscale(
         a = imresize(alpha, scale)  # (sH, sW) uint8, MATLAB bicubic
         out = np.dstack([out, a])
     return out
-
-
-def _is_module(obj) -> bool:
-    from torch import nn
-
-    return isinstance(obj, nn.Module)
 
 
 def resolve_runtime(tile: int | str | None, window: int | str | None, device: torch.device) -> tuple[int | None, int | None]:
