@@ -12,6 +12,9 @@ import os
 import sys
 from pathlib import Path
 
+import warnings
+
+from cisr_lib.messages import one_line
 from cisr_lib.precision import PRECISIONS  # no torch import: `cisr --help` stays fast
 
 
@@ -20,6 +23,37 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from cisr_lib.imageio import ImageReadError, ImageWriteError
 
     return (ImageReadError, ImageWriteError, CheckpointError, OSError, ValueError)  # OSError: paths, permissions
+
+
+def parse_value(text: str):
+    """A ``--set`` value: a number, true/false, none, a list ``[a, b]`` or tuple ``(a, b)``, or text."""
+    t = text.strip()
+    low = t.lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    if t[:1] in "([" and t[-1:] in ")]":
+        inner = t[1:-1].strip()
+        return [parse_value(v) for v in inner.split(",") if v.strip()] if inner else []
+    for kind in (int, float):
+        try:
+            return kind(t)
+        except ValueError:
+            pass
+    return t
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["n_feats=16", "rho=(0.5,1)", "window=none"]`` -> ``{"n_feats": 16, "rho": [0.5, 1], "window": None}``;
+    the model configuration then checks every value's type and range (``models.psi.check_config``)."""
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = parse_value(value)
+    return out
 
 
 def _cmd_degrade(args: argparse.Namespace) -> int:
@@ -53,16 +87,21 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     from cisr_lib.imageio import read_image
     from cisr_lib.metrics import ifc, psnr, psnr_b, ssim
 
+    if args.scale < 1:
+        raise ValueError(f"--scale must be 1 or more (the up-scaling factor of IMAGE), got {args.scale}")
+    if args.crop is not None and args.crop < 0:
+        raise ValueError(f"--crop must be 0 or more pixels, got {args.crop}")
     img, ref = read_image(args.image), read_image(args.reference)
     if img.shape != ref.shape:
         raise ValueError(f"shapes differ: {args.image} is {img.shape}, {args.reference} is {ref.shape}")
     c = args.scale if args.crop is None else args.crop  # the paper crops `scale` pixels
     block = 8 * args.scale  # the LR 8x8 coding grid seen at HR (as cisr_lib.metrics.evaluate_pair)
-    print(f"PSNR-Y   {psnr(img, ref, crop_border=c):.4f} dB")
-    print(f"SSIM-Y   {ssim(img, ref, crop_border=c):.5f}")
-    print(f"PSNR-B-Y {psnr_b(img, ref, crop_border=c, block=block):.4f} dB (block {block})")
+    lines = [f"PSNR-Y   {psnr(img, ref, crop_border=c):.4f} dB",  # all computed before any is printed
+             f"SSIM-Y   {ssim(img, ref, crop_border=c):.5f}",
+             f"PSNR-B-Y {psnr_b(img, ref, crop_border=c, block=block):.4f} dB (block {block})"]
     if not args.no_ifc:
-        print(f"IFC      {ifc(img, ref, crop_border=c):.4f}")
+        lines.append(f"IFC      {ifc(img, ref, crop_border=c):.4f}")
+    print("\n".join(lines))
     return 0
 
 
@@ -81,12 +120,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from cisr_lib.runtime import auto_threads
     from cisr_lib.train import TrainConfig, train
 
-    overrides = {}
-    for item in args.set or []:
-        key, _, value = item.partition("=")
-        if not _:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key] = json.loads(value) if value[:1] in "[{0123456789-tfn" else value
+    overrides = parse_overrides(args.set or [])
     cfg = TrainConfig(
         model=args.model, scale=args.scale, variant=args.variant, ablation=tuple(args.ablation or ()),
         skip=args.skip, overrides=overrides, preset=args.preset, batch_size=args.batch_size,
@@ -183,14 +217,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if os.environ.get("CISR_DEBUG"):
         return args.func(args)
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):  # one line, no source
+        print(f"cisr {args.command}: warning: {one_line(str(message))}", file=sys.stderr)
+
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            return args.func(args)
     except KeyboardInterrupt:
         print(f"cisr {args.command}: interrupted", file=sys.stderr)
         return 130
     except _user_errors() as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"cisr {args.command}: error: {msg}", file=sys.stderr)
+        print(f"cisr {args.command}: error: {one_line(exc, max_chars=4000)}", file=sys.stderr)  # ours: whole
         return 2
 
 

@@ -60,6 +60,8 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
+from cisr_lib.messages import one_line
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
@@ -276,7 +278,7 @@ def method_id(method: MethodSpec, scale: int, window: int | None = None, precisi
         FileNotFoundError: a weights path that does not exist.
         ValueError: no model for this scale in a dict.
     """
-    from cisr_lib.testset import sha256_file
+    from cisr_lib.files import sha256_file
 
     m = _pick(method, scale)
     if isinstance(m, str) and m == BICUBIC:
@@ -557,11 +559,15 @@ def evaluate(
                     if not loaded:
                         model, loaded = _load(method, s, window, dev), True
                     t0 = time.perf_counter()
-                    ys, xs = _run(model, smp.z, s, dev, prec)
-                    seconds = time.perf_counter() - t0
-                    rec = dict(zip(_Cache.KEY, key))
-                    rec.update(hr_shape=list(smp.hr.shape[:2]), seconds=round(seconds, 4))
-                    rec.update(_metrics(smp, ys, xs, s, model is not None, with_ifc))
+                    try:
+                        ys, xs = _run(model, smp.z, s, dev, prec)
+                        seconds = time.perf_counter() - t0
+                        rec = dict(zip(_Cache.KEY, key))
+                        rec.update(hr_shape=list(smp.hr.shape[:2]), seconds=round(seconds, 4))
+                        rec.update(_metrics(smp, ys, xs, s, model is not None, with_ifc))
+                    except ValueError as exc:  # too small an image, a compressed image of the wrong size
+                        raise ValueError(f"image {smp.name}, x{s} {cfg} (HR {smp.hr.shape[1]}x{smp.hr.shape[0]}, "
+                                         f"z {smp.z.shape[1]}x{smp.z.shape[0]}): {one_line(exc)}") from None
                     cache.put(rec)
                     computed += 1
                 if not with_ifc:

@@ -41,10 +41,14 @@ import numpy as np
 import PIL
 from PIL import Image
 
+from cisr_lib.messages import one_line
+
 __all__ = [
     "ImageReadError",
     "ImageWriteError",
+    "ImageSaveError",
     "PrecisionLossWarning",
+    "MultiFrameWarning",
     "ImageInfo",
     "READ_FORMATS",
     "WRITE_EXTENSIONS",
@@ -52,6 +56,8 @@ __all__ = [
     "read_image",
     "encode_image",
     "write_image",
+    "check_writable",
+    "check_readable",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -66,8 +72,17 @@ class ImageWriteError(FileExistsError):
     """:func:`write_image` refused to replace an existing file (pass ``overwrite=True``)."""
 
 
+class ImageSaveError(OSError):
+    """An output file cannot be written (read-only folder or file system, full disk, name too
+    long, ...); the message names the user's path, never the temporary file."""
+
+
 class PrecisionLossWarning(UserWarning):
     """A 16-bit image was rounded to 8 bits on reading."""
+
+
+class MultiFrameWarning(UserWarning):
+    """An animated or multi-page file was read as its first frame only."""
 
 
 READ_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "AVIF", "JPEG2000", "PPM")
@@ -113,11 +128,6 @@ class ImageInfo:
     orientation: int = 1
     format: str = ""
 
-
-def _one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (or its type name when it has none)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
@@ -213,7 +223,8 @@ def read_image_info(path: PathLike, apply_orientation: bool = True) -> ImageInfo
     """Read an image file and report how it was converted to uint8 RGB.
 
     Accepts PNG, JPEG, WebP, BMP, TIFF, AVIF, JPEG 2000 and PPM/PGM (see :data:`READ_FORMATS`);
-    only the first frame of an animated or multi-page file is read. Conversions:
+    only the first frame of an animated or multi-page file is read, with a
+    :class:`MultiFrameWarning` that says how many were ignored. Conversions:
 
     * grayscale (1, L, LA, 16-bit) -> replicated to three channels, ``was_gray=True``;
     * alpha (RGBA, LA, palette transparency) -> dropped, returned as ``alpha``;
@@ -245,8 +256,12 @@ def read_image_info(path: PathLike, apply_orientation: bool = True) -> ImageInfo
     if p.stat().st_size == 0:
         raise ImageReadError(f"cannot read image {p}: the file is empty")
     try:
-        with Image.open(p) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # callers warn on size themselves
+            im = Image.open(p)
+        with im:
             fmt = im.format or "?"
+            frames = int(getattr(im, "n_frames", 1) or 1)
             if fmt not in READ_FORMATS:
                 raise ImageReadError(f"cannot read image {p}: unsupported format {fmt} "
                                      f"(supported: {', '.join(READ_FORMATS)})")
@@ -261,11 +276,14 @@ def read_image_info(path: PathLike, apply_orientation: bool = True) -> ImageInfo
     except ImageReadError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageReadError(f"cannot read image {p}: too many pixels ({_one_line(exc)})") from exc
+        raise ImageReadError(f"cannot read image {p}: too many pixels ({one_line(exc)})") from exc
     except PIL.UnidentifiedImageError as exc:
         raise ImageReadError(f"cannot read image {p}: not a recognised image file") from exc
     except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, ValueError, zlib.error, ...
-        raise ImageReadError(f"cannot read image {p}: {_one_line(exc)}") from exc
+        raise ImageReadError(f"cannot read image {p}: {one_line(exc)}") from exc
+    if frames > 1:
+        warnings.warn(f"{p}: {frames} frames (animated or multi-page); only the first is read, "
+                      f"the other {frames - 1} are ignored", MultiFrameWarning, stacklevel=3)
     if bits == 16:
         warnings.warn(f"{p}: 16-bit image rounded to 8 bits", PrecisionLossWarning, stacklevel=3)
         arr = _to_uint8(arr)
@@ -364,30 +382,68 @@ def _atomic_write_bytes(path: Path, data: bytes, overwrite: bool) -> None:
     so two writers cannot silently replace each other's file. The temporary file is named
     ``.NAME.<hex>.tmp`` (and removed on any failure).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not overwrite and path.exists():
         raise ImageWriteError(f"refusing to overwrite {path}: it exists (pass overwrite=True)")
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # atomic and fails if path exists
-            except FileExistsError:
-                raise ImageWriteError(f"refusing to overwrite {path}: it exists (pass overwrite=True)") from None
-            except OSError:  # no hard links on this file system
-                if path.exists():
-                    raise ImageWriteError(f"refusing to overwrite {path}: it exists (pass overwrite=True)") from None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            if overwrite:
                 os.replace(tmp, path)
+            else:
+                try:
+                    os.link(tmp, path)  # atomic and fails if path exists
+                except FileExistsError:
+                    raise ImageWriteError(f"refusing to overwrite {path}: it exists (pass overwrite=True)") from None
+                except OSError:  # no hard links on this file system
+                    if path.exists():
+                        raise ImageWriteError(f"refusing to overwrite {path}: it exists (pass overwrite=True)") from None
+                    os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+    except (ImageWriteError, ImageSaveError):
+        raise
+    except OSError as exc:  # full disk, read-only, too long a name: name the user's file, not tmp
+        raise ImageSaveError(f"cannot write {path}: {exc.strerror or one_line(exc)}") from None
+
+
+def check_writable(path: PathLike, overwrite: bool = False) -> Path:
+    """Check, before any computing, that :func:`write_image` will be able to write ``path``.
+
+    Creates the temporary file a write would use and removes it again, with any parent folders
+    it had to create (so a read-only folder or file system, a missing permission or a too-long
+    name fail now, not after an hour of work). A full disk can still fail the real write.
+
+    Raises:
+        ImageWriteError: ``path`` exists and ``overwrite`` is False.
+        ImageSaveError: ``path`` is a folder, or the file cannot be created there.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise ImageSaveError(f"cannot write {p}: it is a folder")
+    if not overwrite and p.exists():
+        raise ImageWriteError(f"refusing to overwrite {p}: it exists (pass overwrite=True)")
+    tmp = p.with_name(f".{p.name}.{secrets.token_hex(4)}.tmp")
+    made = [d for d in (p.parent, *p.parent.parents) if not d.exists()]  # created for the probe only
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.unlink(tmp)
+    except OSError as exc:
+        raise ImageSaveError(f"cannot write {p}: {exc.strerror or one_line(exc)}") from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        for d in made:  # deepest first: the probe leaves the file system as it found it
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+    return p
 
 
 def write_image(
@@ -418,6 +474,8 @@ def write_image(
 
     Raises:
         ImageWriteError: ``path`` exists and ``overwrite`` is False.
+        ImageSaveError: the file cannot be written (read-only, full disk, ...); see
+            :func:`check_writable` to find that out before computing the image.
         ValueError: unknown extension, bad options or bad image shape.
         TypeError: ``img`` is not a uint8 numpy array.
     """
@@ -429,6 +487,22 @@ def write_image(
     data = encode_image(img, p.suffix, quality=quality, lossless=lossless, subsampling=subsampling)
     _atomic_write_bytes(p, data, overwrite)
     return p
+
+
+def check_readable(paths: Sequence[PathLike], what: str = "images") -> None:
+    """Decode every file of ``paths`` now and raise one :class:`ImageReadError` naming all the bad
+    ones (a training run checks its data up front, not when it first meets a bad file)."""
+    bad = []
+    for p in paths:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                read_image_info(p)
+        except ImageReadError as exc:
+            reason = str(exc).split(": ", 1)[-1] if str(exc).startswith("cannot read image") else str(exc)
+            bad.append(f"{Path(p).name} ({reason})")
+    if bad:
+        raise ImageReadError(f"{len(bad)} of {len(paths)} {what} cannot be read: {'; '.join(bad)}")
 
 
 # Images given as arrays or paths.

@@ -80,6 +80,23 @@ DEFAULT_WINDOW = 3
 against time on the validation photos (docs/model.md, "Search window"; benchmarks/window_choice.py)."""
 
 PROGRESS_MIN_TILES = 8
+# Outputs of at least this many megapixels get a LargeImageWarning with the memory they need
+# (the same rule for every input: Pillow's own warning, at 89 MP of input, is silenced).
+LARGE_OUTPUT_MP = 50
+
+
+class LargeImageWarning(UserWarning):
+    """The output of :func:`upscale` is large; the message gives its size and the memory it needs."""
+
+
+def memory_estimate(h: int, w: int, channels: int, scale: int, tile: int | None) -> int:
+    """Bytes :func:`upscale` holds for an h x w input: the uint8 result, its encoded copy when
+    saved, the float32 band of HR tile rows it blends into, and the input (model activations
+    of one tile are small next to these, except with ``tile=None``)."""
+    out = h * w * scale * scale * channels
+    band_rows = (h if tile is None else min(tile, h)) * scale
+    band = 3 * band_rows * w * scale * 4
+    return 2 * out + band + h * w * channels
 """``progress=None`` shows a bar over the tiles when an image has more tiles than this."""
 
 
@@ -355,6 +372,9 @@ def _run_tiles(model: nn.Module, rgb: np.ndarray, scale: int, steps: int | None,
             x = xs[-1].float()  # (1, 3, s th, s tw), x_J
             if tuple(x.shape) != (1, 3, th * scale, tw * scale):
                 raise ValueError(f"the model returned {tuple(x.shape)} for a {th}x{tw} tile at scale {scale}")
+            if not bool(torch.isfinite(x).all()):  # NaN would become black pixels: refuse instead
+                raise ValueError(f"the model produced non-finite values (NaN or infinity) for the LR tile at row {r0}, "
+                                 f"column {c0}; its weights are probably corrupted, and no image was written")
             weight = row_w[i][:, None] * col_w[j][None, :]  # (s th, s tw), sums to 1 over tiles
             band[:, :, c0 * scale: (c0 + tw) * scale] += x[0] * weight
             bar.update(1)
@@ -409,7 +429,8 @@ def upscale(
 
     Raises:
         TypeError: ``image`` is not a uint8 numpy array.
-        ValueError: bad shape, empty image, bad option, or a module made for another scale.
+        ValueError: bad shape, empty image, bad option, a module made for another scale, or a
+            non-finite model output (never returned as an image).
         CheckpointError: the weights file is missing, corrupt, foreign or for another scale.
     """
     import torch
@@ -421,6 +442,13 @@ def upscale(
     _check_options(scale, steps, tile, tile_overlap, window)
     dev = _resolve_device(device, weights if isinstance(weights, torch.nn.Module) else None)
     tile, window = resolve_runtime(tile, window, dev)
+    h, w = image.shape[:2]
+    if h * w * scale * scale >= LARGE_OUTPUT_MP * 1e6:
+        need = memory_estimate(h, w, 1 if image.ndim == 2 else image.shape[2], scale, tile)
+        warnings.warn(f"large image: {w}x{h} gives a {w * scale}x{h * scale} output "
+                      f"({h * w * scale * scale / 1e6:.0f} MP) that needs about {need / 2**30:.1f} GiB of memory"
+                      + ("" if progress is False else "; the progress bar shows the time left"),
+                      LargeImageWarning, stacklevel=2)
     prec = resolve(precision, dev)
     with _prepared_model(weights, scale, dev, window) as (model, dev), torch.inference_mode():
         out = _run_tiles(model, colour, scale, steps, tile, tile_overlap, dev, gray, prec, progress)
@@ -518,6 +546,32 @@ def _jobs(src: Path, dst: Path, ext: str | None) -> list[tuple[Path, Path]]:
     return [(src, dst)]
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def _check_outputs(jobs: list[tuple[Path, Path]], overwrite: bool) -> None:
+    """Before any computing: no output replaces its input (even with --overwrite), no output
+    exists unless ``overwrite``, and every output folder accepts a new file."""
+    from cisr_lib.imageio import check_writable
+
+    for src, dst in jobs:
+        if _same_file(src, dst):
+            raise ValueError(f"refusing to write over the input {src}: the output would replace the source image "
+                             "(choose another output name or folder)")
+    if not overwrite:
+        existing = [dst for _, dst in jobs if dst.exists()]
+        if existing:
+            more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+            raise FileExistsError(f"{existing[0]}{more} exists (use --overwrite to replace)")
+    for folder in dict.fromkeys(dst.parent for _, dst in jobs):  # one probe per output folder
+        names = [dst for _, dst in jobs if dst.parent == folder]
+        check_writable(max(names, key=lambda q: len(q.name)), overwrite=True)  # the longest name
+
+
 def _read(path: Path) -> tuple[np.ndarray, list[str]]:
     """An input as the array :func:`upscale` takes (grey, grey + alpha, RGB or RGBA) and its warnings."""
     from cisr_lib.imageio import read_image_info
@@ -569,11 +623,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     tile, window = resolve_runtime(tile, window, dev)
     set_threads(args.threads)  # one per free core unless --threads
     jobs = _jobs(Path(args.input), Path(args.output), args.ext)
-    if not args.overwrite:
-        existing = [dst for _, dst in jobs if dst.exists()]
-        if existing:
-            more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-            raise FileExistsError(f"{existing[0]}{more} exists (use --overwrite to replace)")
+    _check_outputs(jobs, args.overwrite)
     with _prepared_model(args.weights, args.scale, dev, window) as (model, _):
         notes: list[str] = []
         first = None

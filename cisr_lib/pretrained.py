@@ -7,7 +7,11 @@ A weights file is a weights-only torch file (see :mod:`cisr_lib.checkpoint`) hol
      "state_dict": {...},     # fp32 or fp16 tensors
      "meta": {...}}           # provenance: data, steps, wall time, hardware, validation
 
-The shipped weights live in ``cisr_lib/weights/`` with a model card (``.md``) beside each file.
+The shipped weights live in ``cisr_lib/weights/`` with a model card (``.md``) beside each file,
+and their SHA-256 sums in ``cisr_lib/weights/SHA256SUMS`` (written by :mod:`cisr_lib.ship`): a
+shipped file that does not match its sum is refused. Every file, shipped or not, must pass the
+archive's CRC checks, describe a configuration within :data:`cisr_lib.models.psi.INT_BOUNDS`, and
+hold finite weights.
 """
 
 from __future__ import annotations
@@ -20,10 +24,43 @@ from typing import Any
 import torch
 from torch import nn
 
-from cisr_lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from cisr_lib.checkpoint import CheckpointError, check_finite, load_checkpoint, save_checkpoint
+from cisr_lib.files import sha256_file
 
 FORMAT = "cisr-psi-weights/1"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+SUMS_NAME = "SHA256SUMS"  # "<hex digest>  <file name>" per shipped weights file
+
+
+def read_sums(folder: str | os.PathLike = WEIGHTS_DIR) -> dict[str, str]:
+    """The published SHA-256 sums of a weights folder: {file name: hex digest}."""
+    path = Path(folder) / SUMS_NAME
+    if not path.exists():
+        return {}
+    sums = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            sums[name.strip()] = digest
+    return sums
+
+
+def write_sums(folder: str | os.PathLike = WEIGHTS_DIR) -> Path:
+    """(Re)write ``SHA256SUMS`` for every ``*.pt`` directly in ``folder``."""
+    folder = Path(folder)
+    lines = [f"{sha256_file(p)}  {p.name}" for p in sorted(folder.glob("*.pt"))]
+    out = folder / SUMS_NAME
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def verify_published(path: str | os.PathLike) -> None:
+    """Refuse a file in a folder with ``SHA256SUMS`` whose digest differs from the published one."""
+    path = Path(path)
+    want = read_sums(path.parent).get(path.name) if path.is_file() else None
+    if want is not None and sha256_file(path) != want:
+        raise CheckpointError(f"{path} does not match its published SHA-256 in {SUMS_NAME}: it is corrupted "
+                              "or was replaced (reinstall the package, or restore the file with git)")
 
 
 def export_weights(ckpt_path: str | os.PathLike, out_path: str | os.PathLike, half: bool = False,
@@ -89,19 +126,16 @@ def load_model(path: str | os.PathLike, scale: int | None = None, device: str | 
     Raises:
         CheckpointError: missing, corrupt, foreign, or made for another scale.
     """
-    st = load_checkpoint(path)
-    if st.get("format") == FORMAT:
-        cfg, sd = st["model_config"], st["state_dict"]
-    elif "model" in st and "model_config" in st:
-        cfg, sd = st["model_config"], st["model"]
-    else:
-        raise CheckpointError(f"{path} is not a weights file or checkpoint of this project")
-    if scale is not None and int(cfg.get("scale", -1)) != int(scale):
-        raise CheckpointError(f"{path} holds a x{cfg.get('scale')} model, not x{scale}")
     bad = set(runtime) - set(RUNTIME_KEYS)
     if bad:
         raise ValueError(f"only {RUNTIME_KEYS} can be changed at load time, not {sorted(bad)}")
-    model = _rebuild({**cfg, **runtime})
+    cfg, sd = _config_and_state(path)
+    if scale is not None and cfg.get("scale") != int(scale):
+        raise CheckpointError(f"{path} holds a x{cfg.get('scale')} model, not x{scale}")
+    try:
+        model = _rebuild({**cfg, **runtime})
+    except (ValueError, TypeError, KeyError) as exc:  # a configuration out of bounds or of the wrong shape
+        raise CheckpointError(f"{path} asks for an invalid model: {exc}") from None
     try:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
     except RuntimeError as exc:
@@ -109,13 +143,24 @@ def load_model(path: str | os.PathLike, scale: int | None = None, device: str | 
     return model.to(device).eval()
 
 
-def _state_dict_of(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def _config_and_state(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The model configuration and the (checked, finite) state dict of a weights file or checkpoint."""
+    verify_published(path)
     st = load_checkpoint(path)
     if st.get("format") == FORMAT:
-        return st["state_dict"]
-    if "model" in st and "model_config" in st:
-        return st["model"]
-    raise CheckpointError(f"{path} is not a weights file or checkpoint of this project")
+        cfg, sd = st["model_config"], st["state_dict"]
+    elif "model" in st and "model_config" in st:
+        cfg, sd = st["model_config"], st["model"]
+    else:
+        raise CheckpointError(f"{path} is not a weights file or checkpoint of this project")
+    if not isinstance(cfg, dict) or not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{path} is not a weights file or checkpoint of this project")
+    check_finite(sd, path)
+    return cfg, sd
+
+
+def _state_dict_of(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    return _config_and_state(path)[1]
 
 
 def load_matching(model: nn.Module, path: str | os.PathLike, min_fraction: float = 0.5) -> dict[str, list[str]]:

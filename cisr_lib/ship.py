@@ -5,8 +5,8 @@ weights: only the ARM head and the REM up-sampler differ), on the shared photos,
 
     python -m cisr_lib.ship runs/weights/micro_x2 micro_x2 --hardware "2 CPU cores" [--overwrite]
 
-which writes ``cisr_lib/weights/micro_x2.pt`` (the run's ``best.pt``, fp16) and
-``cisr_lib/weights/micro_x2.md``: data, configuration, steps, wall time, hardware, and validation
+which writes ``cisr_lib/weights/micro_x2.pt`` (the run's ``best.pt``, fp16), updates
+``cisr_lib/weights/SHA256SUMS`` and writes ``cisr_lib/weights/micro_x2.md``: data, configuration, steps, wall time, hardware, and validation
 PSNR-Y per configuration against bicubic, all read from the run's ``config.json`` and ``log.jsonl``.
 """
 
@@ -19,7 +19,7 @@ import platform
 import sys
 from pathlib import Path
 
-from cisr_lib.pretrained import WEIGHTS_DIR, export_weights
+from cisr_lib.pretrained import WEIGHTS_DIR, export_weights, write_sums
 
 
 TARGET_GAIN = {2: 1.0, 3: 0.7, 4: 0.5}  # mean PSNR-Y gain over bicubic the shipped micro weights aim at
@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         export_weights(run / "best.pt", dest / f"{args.name}.pt", half=True, overwrite=args.overwrite,
                        meta={"hardware": args.hardware, "run": run.name})
         (dest / f"{args.name}.md").write_text(card)
+        write_sums(dest)  # the published SHA-256 of every weights file there, checked at load time
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

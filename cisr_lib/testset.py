@@ -50,10 +50,11 @@ from cisr_lib.imageio import (
     PathLike,
     _atomic_write_bytes,
     _ImageStore,
-    _one_line,
     encode_image,
     read_image,
 )
+from cisr_lib.files import sha256_file  # noqa: F401  (also part of this module's API)
+from cisr_lib.messages import one_line
 
 __all__ = [
     "MANIFEST",
@@ -108,15 +109,6 @@ class TestSample(NamedTuple):
 
 def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _library_versions() -> dict[str, str]:
@@ -177,7 +169,7 @@ class _Manifest:
             try:
                 data = json.loads(self.path.read_text())
             except (OSError, ValueError) as exc:
-                raise TestSetError(f"cannot read {self.path}: {_one_line(exc)}") from exc
+                raise TestSetError(f"cannot read {self.path}: {one_line(exc)}") from exc
             if not isinstance(data, dict) or data.get("format") != _MANIFEST_FORMAT:
                 raise TestSetError(f"{self.path} is not a test-set manifest (format {_MANIFEST_FORMAT})")
         else:

@@ -40,6 +40,7 @@ from torch import nn
 from cisr_lib.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cisr_lib.convert import seed_everything, tensor2uint, uint2tensor4
 from cisr_lib.degradations import PAPER_CONFIGS, config_name, degrade, imresize, modcrop
+from cisr_lib.imageio import check_readable, check_writable
 from cisr_lib.metrics import psnr
 from cisr_lib.models import build_model
 from cisr_lib.models.psi import unfolded_loss
@@ -58,6 +59,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 EMBEDDED_VAL = ("chelsea",)  # held out when training on the embedded photos
+
+
+class DivergedError(ValueError):
+    """The training loss became NaN or infinite (the learning rate is too high for this run)."""
 
 
 @dataclasses.dataclass
@@ -362,8 +367,11 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
                   file=sys.stderr)
     model = model.to(device, memory_format=memory_format(device))  # channels_last on the CPU
     train_imgs, val_imgs = training_images(cfg)  # bad names and missing data fail before OUT is made
+    files = [v for v in (*train_imgs.values(), *val_imgs.values()) if not isinstance(v, np.ndarray)]
+    check_readable(files, "training and validation images")  # all bad files named now, not at step 21
     if main_proc:
         out.mkdir(parents=True, exist_ok=True)
+        check_writable(out / "last.pt", overwrite=True)  # a read-only folder fails now, not at the first save
     mcfg = model.config
     rho, gamma = mcfg["rho"], mcfg["gamma"]
     params = [p for p in model.parameters() if p.requires_grad]
@@ -482,8 +490,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
         state["step"] = step
         if main_proc:
             lv = float(loss_value)
-            if not math.isfinite(lv):
-                raise FloatingPointError(f"loss became {lv} at step {step}; lower the learning rate")
+            if not math.isfinite(lv):  # the model and data were checked finite: the optimisation diverged
+                raise DivergedError(f"the loss became {lv} at step {step}: training diverged. Start a new run "
+                                    f"from {out / 'best.pt'} (--init) with a lower --lr"
+                                    + ("" if cfg.grad_clip else " or with --grad-clip 1.0"))
             _log(out / "log.jsonl", {"step": step, "loss": lv, "lr": sched.get_last_lr()[0],
                                      "elapsed": round(state["elapsed"], 3)})
             bar.set_postfix(loss=f"{lv:.4f}", best=f"{state['best']:.2f}")

@@ -13,23 +13,25 @@ Writes:
   ``ROOT/div2k/DIV2K_train_HR/0001.png ... 0800.png`` and
   ``ROOT/div2k/DIV2K_valid_HR/0801.png ... 0900.png``, plus one marker per archive,
   ``ROOT/div2k/.DIV2K_train_HR.zip.extracted``, listing what was extracted;
-* ``ROOT/kodak24/kodim01.png ... kodim24.png`` (24 lossless 768x512 PNGs);
+* ``ROOT/kodak24/kodim01.png ... kodim24.png`` (24 lossless PNGs, 768x512 or 512x768);
 * ``data_prep/checksums.lock.json``: the SHA-256 of every file downloaded without a pinned sum.
 
-Integrity. Neither the DIV2K page nor the Kodak page publishes checksums, so no sum is pinned
-in :data:`DATASETS` (a pinned sum, when a source publishes one, is always checked first). Instead
-the lock file works by *trust on first use*: the first download of a URL records its SHA-256 and
-size; every later download (another machine, a re-download) must produce the same bytes, and a
-file already on disk is re-hashed against the lock before it is used. Commit the lock file to
-share the sums; delete an entry to accept a new version of a file deliberately.
+Integrity. Both sources are fetched over https and neither publishes checksums, so
+:data:`PUBLISHED_SHA256` (always checked first when it has a sum) is empty. Instead the lock file
+works by *trust on first use*: the first download of a URL records its SHA-256 and size; every
+later download must produce the same bytes, and a file already on disk is re-hashed against the
+lock before it is used. Commit the lock file to share the sums; delete an entry to accept a new
+version of a file deliberately. As the first download is trusted, its content is checked before
+anything is recorded (:mod:`data_prep.verify`: magic bytes, a full decode, the image size where
+:data:`DATASETS` knows it), so a captive portal's HTML page served as ``kodim01.png`` is refused.
 
 Robustness. Files are fetched into ``NAME.part``; an interrupted transfer is continued with an
 HTTP ``Range`` request on the next run (a server that ignores ``Range`` is detected by its ``200``
 answer, and the file restarts from zero); the file gets its final name only after its checksum
-passed (an atomic rename), and a file whose checksum fails is deleted. Zip members are checked
-before anything is extracted: absolute paths, ``..`` components and symbolic links are refused
-("zip slip"). Errors are one line: ``cannot reach HOST: ...; check your connection`` offline.
-CI never downloads: the tests serve generated files from 127.0.0.1.
+and content passed (an atomic rename), and a download that fails either is deleted. Zip members
+are checked before anything is extracted: absolute paths, ``..`` components and symbolic links
+are refused ("zip slip"). Errors are one line: ``cannot reach HOST: ...; check your connection``
+offline. CI never downloads: the tests serve generated files from 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ from urllib.request import Request, urlopen
 
 from tqdm import tqdm
 
+try:
+    from data_prep.verify import BadContent, check_content
+except ImportError:  # run as a plain script from inside data_prep/
+    from verify import BadContent, check_content
+
 LOCK_PATH = Path(__file__).resolve().parent / "checksums.lock.json"
 """Default lock file of trust-on-first-use SHA-256 sums."""
 
@@ -63,26 +70,37 @@ class Resource(NamedTuple):
         filename: name under the dataset folder.
         sha256: published SHA-256 (hex), or None to use the lock file (trust on first use).
         extract: whether the file is a zip archive to extract into the dataset folder.
+        size: the expected size in bytes, or None.
+        image_sizes: the allowed ``(width, height)`` of an image in pixels; empty: any.
     """
 
     url: str
     filename: str
     sha256: str | None = None
     extract: bool = False
+    size: int | None = None
+    image_sizes: tuple[tuple[int, int], ...] = ()
 
+
+PUBLISHED_SHA256: dict[str, str] = {}
+"""File name -> SHA-256 (hex) published by its source, or checked against a published one. Empty:
+neither DIV2K nor Kodak publishes sums, and a sum goes here only when it has been verified, never
+from a single download (that is what the lock file is for)."""
+
+KODAK_SIZES = ((768, 512), (512, 768))
+"""The (width, height) of the Kodak images: landscape or portrait."""
 
 _DIV2K = "https://data.vision.ee.ethz.ch/cvl/DIV2K"
-_KODAK = "http://r0k.us/graphics/kodak/kodak"
+_KODAK = "https://r0k.us/graphics/kodak/kodak"
 
 DATASETS: dict[str, tuple[Resource, ...]] = {
-    "div2k": (
-        Resource(f"{_DIV2K}/DIV2K_train_HR.zip", "DIV2K_train_HR.zip", None, extract=True),
-        Resource(f"{_DIV2K}/DIV2K_valid_HR.zip", "DIV2K_valid_HR.zip", None, extract=True),
-    ),
-    "kodak24": tuple(Resource(f"{_KODAK}/kodim{i:02d}.png", f"kodim{i:02d}.png") for i in range(1, 25)),
+    "div2k": tuple(Resource(f"{_DIV2K}/{n}", n, PUBLISHED_SHA256.get(n), extract=True)
+                   for n in ("DIV2K_train_HR.zip", "DIV2K_valid_HR.zip")),
+    "kodak24": tuple(Resource(f"{_KODAK}/{n}", n, PUBLISHED_SHA256.get(n), image_sizes=KODAK_SIZES)
+                     for n in (f"kodim{i:02d}.png" for i in range(1, 25))),
 }
-"""Dataset name -> its files. No source publishes SHA-256 sums, so none is pinned (see the module
-docstring); tests and mirrors can pass their own table to :func:`fetch_dataset`."""
+"""Dataset name -> its files, with the sums of :data:`PUBLISHED_SHA256` and the known sizes;
+tests and mirrors can pass their own table to :func:`fetch_dataset`."""
 
 
 class DownloadError(RuntimeError):
@@ -95,6 +113,10 @@ class DownloadInterrupted(DownloadError):
 
 class ChecksumError(DownloadError):
     """A file's SHA-256 differs from the pinned or locked sum."""
+
+
+class ContentError(DownloadError):
+    """A file is not what its name promises (an HTML page, a truncated PNG, a wrong image size)."""
 
 
 class UnsafeArchiveError(DownloadError):
@@ -221,12 +243,16 @@ def download(
     retries: int = 3,
     timeout: float = 60.0,
     chunk_size: int = 1 << 20,
+    size: int | None = None,
+    image_sizes: Sequence[tuple[int, int]] = (),
 ) -> Path:
-    """Download one file with resume, checksum verification and an atomic rename.
+    """Download one file with resume, checksum and content verification and an atomic rename.
 
     The expected SHA-256 is ``sha256`` when given (a published sum), else the lock file's entry
     for ``url``; with neither, the file's sum is recorded in the lock file (trust on first use).
-    An existing ``dest`` is verified the same way instead of being downloaded again.
+    Before that, the content must be what ``dest``'s name promises
+    (:func:`data_prep.verify.check_content`). An existing ``dest`` is verified the same way
+    instead of being downloaded again.
 
     Args:
         url: http(s) URL.
@@ -237,12 +263,16 @@ def download(
         retries: how many times an interrupted transfer is resumed within this call.
         timeout: socket timeout in seconds.
         chunk_size: bytes read per step.
+        size: the expected size in bytes, or None.
+        image_sizes: the allowed ``(width, height)`` of an image in pixels; empty: any.
 
     Returns:
         ``dest`` as a Path.
 
     Raises:
         ChecksumError: the bytes differ from the pinned or locked sum (the file is deleted).
+        ContentError: the content is wrong, e.g. an HTML page for a PNG (the file is deleted;
+            an existing ``dest`` is kept); nothing is recorded.
         DownloadInterrupted: the transfer stopped ``retries + 1`` times (``.part`` is kept).
         DownloadError: the host cannot be reached, an HTTP error, or an unreadable lock file.
     """
@@ -258,6 +288,12 @@ def download(
         if expected is not None and digest != expected:
             raise ChecksumError(f"{dest} has SHA-256 {digest[:16]}..., not {source} {expected[:16]}...; "
                                 "delete it to download it again")
+        try:
+            check_content(dest, size=size, image_sizes=image_sizes)
+        except BadContent as exc:  # a wrong file recorded by an older version: its lock entry too
+            entry = f" and the entry of {url} in {lock}" if expected and not sha256 else ""
+            raise ContentError(f"{dest}: {exc}; nothing was recorded; delete it{entry} to download it "
+                               "again") from exc
         if expected is None and lock is not None:
             _record_lock(lock, url, digest, dest.stat().st_size)
         return dest
@@ -270,6 +306,12 @@ def download(
         except DownloadInterrupted:
             if attempt == retries:
                 raise
+    try:  # before the sum: a portal's HTML page is worth naming, even where a sum is known
+        check_content(part, dest.name, size, image_sizes)
+    except BadContent as exc:
+        part.unlink()
+        raise ContentError(f"{url}: bad {dest.name}: {exc}; the download was deleted and no sum was "
+                           "recorded") from exc
     digest = sha256_file(part)
     if expected is not None and digest != expected:
         part.unlink()
@@ -388,7 +430,7 @@ def fetch_dataset(
     folder = data_root(root) / name
     for r in resources:
         path = download(r.url, folder / r.filename, r.sha256, lock_path=lock_path, progress=progress,
-                        retries=retries, timeout=timeout)
+                        retries=retries, timeout=timeout, size=r.size, image_sizes=r.image_sizes)
         if r.extract:
             extract_zip(path, folder)
     return folder

@@ -125,3 +125,23 @@ def test_help_lists_the_subcommands(capsys):
     out = capsys.readouterr().out
     for cmd in ("degrade", "metrics", "testset", "train"):
         assert cmd in out
+
+
+@pytest.mark.parametrize("opt", [["--scale", "0"], ["--crop", "-1"]])
+def test_metrics_checks_its_options_before_printing_anything(photo, capsys, opt):
+    path, _ = photo
+    assert main(["metrics", str(path), str(path), *opt]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert captured.out == "" and len(err) == 1 and err[0].startswith("cisr metrics: error: --")
+
+
+def test_warnings_are_one_line_without_source_lines(tmp_path, capsys):
+    from PIL import Image
+
+    frames = [Image.fromarray(np.full((16, 16, 3), 40 * k, np.uint8)) for k in range(2)]
+    src = tmp_path / "two.tif"
+    frames[0].save(src, save_all=True, append_images=frames[1:])
+    assert main(["metrics", str(src), str(src), "--no-ifc"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and all(line.startswith("cisr metrics: warning: ") for line in err)

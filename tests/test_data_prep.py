@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from data_prep import download as dl  # importable through pytest's pythonpath = ["."]
 
@@ -88,6 +89,26 @@ def _payload(n=200_000, seed=0):
 
 def _sha(b):
     return hashlib.sha256(b).hexdigest()
+
+
+def _image(width, height, fmt="PNG", seed=0):
+    """Random RGB pixels encoded by Pillow, as a server would send them."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, fmt)
+    return buf.getvalue()
+
+
+def _zip_bytes(members, compression=zipfile.ZIP_STORED):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+_PORTAL = (b"<!DOCTYPE html>\n<html><head><title>Guest Wi-Fi: please log in</title></head>\n"
+           b"<body><form action=\"/login\">...</form></body></html>\n")
 
 
 def _get(url, dest, **kw):
@@ -180,14 +201,14 @@ def test_part_longer_than_the_file_restarts(server, tmp_path):
 
 @pytest.mark.network
 def test_lock_file_trust_on_first_use(server, tmp_path):
-    data = _payload(seed=1)
+    data = _image(32, 24, seed=1)
     server.files["/k.png"] = data
     url, lock, dest = server.url + "/k.png", tmp_path / "lock.json", tmp_path / "k.png"
     _get(url, dest, lock_path=lock)
     entry = json.loads(lock.read_text())["files"][url]
     assert entry == {"sha256": _sha(data), "size": len(data)}  # recorded on first use
     dest.unlink()
-    server.files["/k.png"] = _payload(seed=2)  # the server now serves other bytes
+    server.files["/k.png"] = _image(32, 24, seed=2)  # the server now serves another image
     with pytest.raises(dl.ChecksumError, match="recorded in"):
         _get(url, dest, lock_path=lock)
     assert not dest.exists() and not (tmp_path / "k.png.part").exists()
@@ -229,6 +250,113 @@ def test_offline_gives_one_clear_line(tmp_path):
 def test_http_error_is_reported(server, tmp_path):
     with pytest.raises(dl.DownloadError, match="HTTP 404"):
         _get(server.url + "/missing.bin", tmp_path / "m.bin", lock_path=None)
+
+
+# Content checks before a sum is trusted.
+
+
+@pytest.mark.network
+def test_html_page_served_as_png_is_refused_and_not_recorded(server, tmp_path):
+    server.files["/kodim01.png"] = _PORTAL  # a captive portal answers 200 with its login page
+    url, lock, dest = server.url + "/kodim01.png", tmp_path / "lock.json", tmp_path / "k" / "kodim01.png"
+    with pytest.raises(dl.ContentError) as err:
+        _get(url, dest, lock_path=lock, image_sizes=dl.KODAK_SIZES)
+    msg = str(err.value)
+    assert msg.startswith(url) and "kodim01.png" in msg and "\n" not in msg
+    assert "got an HTML page, not a PNG (a captive portal or an error page?)" in msg
+    assert not lock.exists()  # nothing recorded
+    assert list(dest.parent.iterdir()) == []  # neither kodim01.png nor kodim01.png.part
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("cut", ["iend", "middle"])
+def test_truncated_png_is_refused(server, tmp_path, cut):
+    data = _image(64, 48)
+    server.files["/a.png"] = data[:-12] if cut == "iend" else data[: len(data) // 2]  # sent with status 200
+    lock = tmp_path / "lock.json"
+    with pytest.raises(dl.ContentError, match=r"the PNG does not decode: .* \(a truncated or corrupt download\?\)"):
+        _get(server.url + "/a.png", tmp_path / "a.png", lock_path=lock)
+    assert not lock.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("known, problem", [
+    ({"image_sizes": ((768, 512), (512, 768))}, "the image is 64x48 pixels, not 768x512 or 512x768"),
+    ({"size": 999}, "bytes, not 999"),
+])
+def test_wrong_size_is_refused_where_known(server, tmp_path, known, problem):
+    server.files["/kodim02.png"] = _image(64, 48)
+    lock = tmp_path / "lock.json"
+    with pytest.raises(dl.ContentError, match=re.escape(problem)):
+        _get(server.url + "/kodim02.png", tmp_path / "kodim02.png", lock_path=lock, **known)
+    assert not lock.exists() and list(tmp_path.iterdir()) == []
+
+
+def _corrupt_member_zip():
+    data = bytearray(_zip_bytes({"set/a.png": b"A" * 1000}))
+    data[data.index(b"A" * 1000) + 500] ^= 1  # one flipped bit in the stored member
+    return bytes(data)
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("name, body, problem", [
+    ("a.png", b"", "got an empty file, not a PNG"),
+    ("a.png", b"502 Bad Gateway\r\nretry", "got text ('502 Bad Gateway'), not a PNG (an error message?)"),
+    ("a.png", _image(8, 8, "JPEG"), "got a JPEG, not a PNG"),
+    ("a.jpg", _image(8, 8), "got a PNG, not a JPEG"),
+    ("a.zip", _PORTAL, "got an HTML page, not a zip archive (a captive portal"),
+    ("a.zip", _zip_bytes({"a.png": b"x" * 100})[:-30], "not a valid zip archive"),
+    ("a.zip", _corrupt_member_zip(), "zip member 'set/a.png' fails its CRC check"),
+])
+def test_wrong_content_is_refused(server, tmp_path, name, body, problem):
+    server.files["/" + name] = body
+    lock = tmp_path / "lock.json"
+    with pytest.raises(dl.ContentError, match=re.escape(problem)):
+        _get(f"{server.url}/{name}", tmp_path / name, lock_path=lock)
+    assert not lock.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.network
+def test_good_files_pass_the_checks_and_are_recorded(server, tmp_path):
+    files = {"kodim01.png": _image(768, 512), "kodim04.png": _image(512, 768, seed=1),
+             "photo.jpg": _image(40, 30, "JPEG"), "set.zip": _zip_bytes({"set/a.png": _image(8, 8)})}
+    for name, data in files.items():
+        server.files["/" + name] = data
+    table = [dl.Resource(f"{server.url}/kodim01.png", "kodim01.png", image_sizes=dl.KODAK_SIZES),
+             dl.Resource(f"{server.url}/kodim04.png", "kodim04.png", image_sizes=dl.KODAK_SIZES,
+                         size=len(files["kodim04.png"])),
+             dl.Resource(f"{server.url}/photo.jpg", "photo.jpg"),
+             dl.Resource(f"{server.url}/set.zip", "set.zip")]
+    lock = tmp_path / "lock.json"
+    folder = dl.fetch_dataset("kodak24", tmp_path, table, lock_path=lock, progress=False, timeout=10)
+    recorded = json.loads(lock.read_text())["files"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(files)  # no .part left
+    for name, data in files.items():
+        assert (folder / name).read_bytes() == data
+        assert recorded[f"{server.url}/{name}"] == {"sha256": _sha(data), "size": len(data)}
+    dl.fetch_dataset("kodak24", tmp_path, table, lock_path=lock, progress=False)  # present: checked, kept
+    assert len(server.log) == len(files)
+
+
+def test_existing_bad_file_is_refused_and_its_lock_entry_named(tmp_path):
+    dest, lock = tmp_path / "kodim01.png", tmp_path / "lock.json"
+    dest.write_bytes(_PORTAL)  # e.g. saved by an older version of the script
+    url = "http://127.0.0.1:9/kodim01.png"
+    with pytest.raises(dl.ContentError, match="got an HTML page, not a PNG"):
+        dl.download(url, dest, lock_path=lock, progress=False)
+    assert not lock.exists() and dest.exists()  # not recorded, and the user's file is left alone
+    lock.write_text(json.dumps({"files": {url: {"sha256": _sha(_PORTAL), "size": len(_PORTAL)}}}))
+    with pytest.raises(dl.ContentError, match=f"delete it and the entry of {re.escape(url)} in "):
+        dl.download(url, dest, lock_path=lock, progress=False)
+
+
+def test_dataset_table_uses_https_and_knows_the_kodak_sizes():
+    resources = [r for rs in dl.DATASETS.values() for r in rs]
+    assert all(r.url.startswith("https://") for r in resources)
+    assert all(r.sha256 == dl.PUBLISHED_SHA256.get(r.filename) for r in resources)
+    kodak = dl.DATASETS["kodak24"]
+    assert [r.filename for r in kodak] == [f"kodim{i:02d}.png" for i in range(1, 25)]
+    assert all(set(r.image_sizes) == {(768, 512), (512, 768)} for r in kodak)
 
 
 # Zip extraction.
@@ -292,9 +420,10 @@ def test_fetch_dataset_and_cli(server, tmp_path, monkeypatch, capsys):
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("DIV2K_train_HR/0001.png", b"png bytes")
     server.files["/DIV2K_train_HR.zip"] = buf.getvalue()
-    server.files["/kodim01.png"] = b"kodak"
+    kodak = _image(16, 16)
+    server.files["/kodim01.png"] = kodak
     table = {"div2k": (dl.Resource(server.url + "/DIV2K_train_HR.zip", "DIV2K_train_HR.zip", extract=True),),
-             "kodak24": (dl.Resource(server.url + "/kodim01.png", "kodim01.png", _sha(b"kodak")),)}
+             "kodak24": (dl.Resource(server.url + "/kodim01.png", "kodim01.png", _sha(kodak)),)}
     monkeypatch.setattr(dl, "DATASETS", table)
     monkeypatch.setenv("CISR_DATA", str(tmp_path / "data"))
     assert dl.data_root() == tmp_path / "data"
@@ -303,15 +432,19 @@ def test_fetch_dataset_and_cli(server, tmp_path, monkeypatch, capsys):
     assert (tmp_path / "data/div2k/DIV2K_train_HR/0001.png").read_bytes() == b"png bytes"
     assert server.url + "/DIV2K_train_HR.zip" in json.loads(lock.read_text())["files"]
     assert dl.main(["--dataset", "kodak24", "--root", str(tmp_path / "r"), "--lock", str(lock), "--no-progress"]) == 0
-    assert (tmp_path / "r/kodak24/kodim01.png").read_bytes() == b"kodak"
+    assert (tmp_path / "r/kodak24/kodim01.png").read_bytes() == kodak
     with pytest.raises(ValueError, match="unknown dataset"):
         dl.fetch_dataset("imagenet")
-    server.files["/kodim01.png"] = b"changed"
+    server.files["/kodim01.png"] = _image(16, 16, seed=3)
     (tmp_path / "r/kodak24/kodim01.png").unlink()
     capsys.readouterr()
     assert dl.main(["--dataset", "kodak24", "--root", str(tmp_path / "r"), "--lock", str(lock), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("download: error: ") and "pinned sum" in err and err.count("\n") == 1
+    server.files["/kodim01.png"] = _PORTAL
+    assert dl.main(["--dataset", "kodak24", "--root", str(tmp_path / "r"), "--lock", str(lock), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "captive portal" in err and "kodim01.png" in err and err.count("\n") == 1
 
 
 # Training sub-images and the test-set script.

@@ -285,3 +285,18 @@ def test_data_source_embedded_val_is_what_the_trainer_holds_out():
 def test_bad_window_is_refused_before_any_work(tmp_path, window):
     with pytest.raises(ValueError, match="search radius"):
         E.evaluate(_tiny(2), {"a": np.zeros((8, 8, 3), np.uint8)}, scales=(2,), configs=("jpeg10",), window=window)
+
+
+def test_a_too_small_image_is_named_with_its_scale_and_config(tmp_path, capsys):
+    from PIL import Image
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(data / "fine.png")
+    Image.fromarray(rng.integers(0, 256, (3, 3, 3), dtype=np.uint8)).save(data / "tiny.png")
+    code = main(["eval", "--method", "bicubic", "--data", str(data), "--scales", "2", "--configs", "jpeg10",
+                 "--out", str(tmp_path / "ev"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "image tiny, x2 jpeg10 (HR 2x2" in err[0] and "crop_border" in err[0]

@@ -209,3 +209,87 @@ def test_ddp_on_gloo_matches_a_single_process(tmp_path):
     assert single.returncode == 0, single.stderr[-2000:]
     a, b = _weights(tmp_path / "ddp" / "last.pt"), _weights(tmp_path / "one" / "last.pt")
     assert all(torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4) for k in a)
+
+
+# Reliability (issue 14).
+
+
+def _png_folder(folder, n, bad=()):
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(n):
+        p = folder / f"img{k}.png"
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(p)
+        if k in bad:
+            p.write_bytes(p.read_bytes()[:200])  # truncated
+    return folder
+
+
+def test_every_bad_training_image_is_named_before_the_run_starts(tmp_path):
+    from cisr_lib.imageio import ImageReadError
+
+    data = _png_folder(tmp_path / "data", 5, bad=(1, 3))
+    with pytest.raises(ImageReadError, match=r"2 of 5 training and validation images cannot be read: "
+                                             r"img1.png \(.*\); img3.png \(.*\)"):
+        tr.train(_cfg(data=str(data)), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # nothing written, no last.pt to resume into
+
+
+def test_a_diverging_loss_is_one_line_naming_the_cause(tmp_path, capsys, monkeypatch):
+    from cisr_lib.cli import main
+
+    monkeypatch.setattr(tr, "unfolded_loss", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
+    rc = main(["train", "--out", str(tmp_path / "run"), "--preset", "ci", "--steps", "2", "--configs", "jpeg10",
+               "--set", "n_feats=8", "n_groups=1", "n_blocks=1", "steps=2", "--threads", "1", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "Traceback" not in err[0]
+    assert err[0].startswith("cisr train: error: the loss became nan at step 1: training diverged")
+    assert "--lr" in err[0] and "--grad-clip" in err[0]
+
+
+@pytest.mark.parametrize("item, words", [("n_feats=abc", "n_feats must be a whole number"),
+                                         ("n_feats=-4", "n_feats must be a whole number from 1"),
+                                         ("window=-1", "window must be none"),
+                                         ("nosuchkey=3", "unknown config keys"),
+                                         ("n_feats", "--set expects KEY=VALUE")])
+def test_bad_set_values_are_one_line(tmp_path, capsys, item, words):
+    from cisr_lib.cli import main
+
+    rc = main(["train", "--out", str(tmp_path / "run"), "--preset", "ci", "--steps", "1", "--set", item,
+               "--threads", "1", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and words in err[0], err
+    assert not (tmp_path / "run").exists()
+
+
+def test_set_values_parse_as_a_user_writes_them():
+    from cisr_lib.cli import parse_overrides
+
+    got = parse_overrides(["window=none", "rho=(0.5,1)", "gamma=0.5", "freeze_nonlocal=True", "aggregate=patch",
+                           "steps=2"])
+    assert got == {"window": None, "rho": [0.5, 1], "gamma": 0.5, "freeze_nonlocal": True, "aggregate": "patch",
+                   "steps": 2}
+    from cisr_lib.models.psi import build_config
+
+    cfg = build_config("micro", **got)
+    assert cfg["window"] is None and cfg["rho"] == (0.5, 1.0)
+
+
+def test_a_read_only_run_folder_fails_before_training(tmp_path, monkeypatch):
+    import errno
+
+    from cisr_lib import imageio
+    from cisr_lib.imageio import ImageSaveError
+
+    real_open = os.open
+
+    def read_only(path, flags, *a):
+        if str(path).startswith(str(tmp_path / "run")) and flags & os.O_CREAT:
+            raise OSError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *a)
+
+    monkeypatch.setattr(imageio.os, "open", read_only)
+    with pytest.raises(ImageSaveError, match=r"cannot write .*last.pt: Permission denied"):
+        tr.train(_cfg(), tmp_path / "run", progress=False)

@@ -558,3 +558,100 @@ def test_cli_folder(tmp_path, weights, capsys):
     empty.mkdir()
     assert main(["upscale", str(empty), str(tmp_path / "x"), *w3]) == 2
     assert "no image files" in _one_error_line(capsys)
+
+
+# Reliability (issue 14): what a hostile but realistic user tried.
+
+
+class _NaNModel(nn.Module):
+    """Stands for a model whose weights went bad in a way no file check sees."""
+
+    scale = 2
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(1))
+
+    def forward(self, z, steps=None, mask=None):
+        x = torch.nn.functional.interpolate(z, scale_factor=2) * self.w * float("nan")
+        return [z], [x]
+
+
+def test_non_finite_model_output_is_refused_not_written_black():
+    with pytest.raises(ValueError, match="non-finite values"):
+        upscale(_rgb(12, 12), 2, weights=_NaNModel(), tile=None, window=None)
+
+
+def test_cli_corrupted_weights_exit_2_and_write_nothing(tmp_path, weights, capsys):
+    src = _png(tmp_path / "in.png", _rgb(10, 10))
+    bad = tmp_path / "flipped.pt"
+    data = bytearray(weights[2].read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 2000):
+        data[i] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    dst = tmp_path / "up.png"
+    assert main(["upscale", str(src), str(dst), "--scale", "2", "--weights", str(bad)]) == 2
+    assert "corrupted" in _one_error_line(capsys) and not dst.exists()
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_cli_refuses_to_write_over_its_input_file_or_folder(tmp_path, weights, capsys, overwrite):
+    img = _rgb(8, 8)
+    src = _png(tmp_path / "in.png", img)
+    flag = ["--overwrite"] if overwrite else []
+    args = ["--scale", "2", "--weights", str(weights[2]), *flag]
+    assert main(["upscale", str(src), str(src), *args]) == 2
+    assert "refusing to write over the input" in _one_error_line(capsys)
+    assert main(["upscale", str(tmp_path), str(tmp_path), "--ext", "png", *args]) == 2  # folder onto itself
+    assert "refusing to write over the input" in _one_error_line(capsys)
+    assert np.array_equal(np.asarray(Image.open(src)), img)  # the source is untouched
+
+
+def test_cli_unwritable_output_fails_before_computing_and_names_the_users_path(tmp_path, weights, capsys,
+                                                                              monkeypatch):
+    import errno
+    import os
+
+    from cisr_lib import imageio
+
+    src = _png(tmp_path / "in.png", _rgb(8, 8))
+    dst = tmp_path / "ro" / "x.png"
+    real_open = os.open
+
+    def read_only(path, flags, *a):  # a read-only file system: creating any file there fails
+        if str(path).startswith(str(tmp_path / "ro")) and flags & os.O_CREAT:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *a)
+
+    monkeypatch.setattr(imageio.os, "open", read_only)
+    monkeypatch.setattr(inference, "upscale", lambda *a, **k: pytest.fail("computed before the output was checked"))
+    assert main(["upscale", str(src), str(dst), "--scale", "2", "--weights", str(weights[2])]) == 2
+    line = _one_error_line(capsys)
+    assert line == f"cisr upscale: error: cannot write {dst}: Read-only file system"
+    assert ".tmp" not in line and not (tmp_path / "ro").exists()  # the probe leaves nothing behind
+
+
+def test_cli_too_long_output_name_fails_before_computing(tmp_path, weights, capsys, monkeypatch):
+    src = _png(tmp_path / "in.png", _rgb(8, 8))
+    dst = tmp_path / ("n" * 250 + ".png")  # fits the 255-byte limit, its temporary file does not
+    monkeypatch.setattr(inference, "upscale", lambda *a, **k: pytest.fail("computed before the output was checked"))
+    assert main(["upscale", str(src), str(dst), "--scale", "2", "--weights", str(weights[2])]) == 2
+    line = _one_error_line(capsys)
+    assert f"cannot write {dst}" in line and "too long" in line.lower()
+
+
+def test_cli_warns_in_one_line_that_only_the_first_frame_is_used(tmp_path, weights, capsys):
+    frames = [Image.fromarray(_rgb(8, 8, seed=k)) for k in range(3)]
+    src = tmp_path / "anim.webp"
+    frames[0].save(src, save_all=True, append_images=frames[1:], lossless=True)
+    assert main(["upscale", str(src), str(tmp_path / "up.png"), "--scale", "2", "--weights", str(weights[2])]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"cisr upscale: warning: {src}: 3 frames (animated or multi-page); only the first is read, "
+                   "the other 2 are ignored"]
+
+
+def test_large_outputs_warn_with_their_memory(monkeypatch, weights):
+    monkeypatch.setattr(inference, "LARGE_OUTPUT_MP", 0.001)  # 1,000 pixels of output
+    with pytest.warns(inference.LargeImageWarning, match=r"large image: 20x20 gives a 40x40 output .* GiB"):
+        upscale(_rgb(20, 20), 2, weights=weights[2])
+    assert inference.memory_estimate(1000, 2000, 3, 2, 256) == 2 * 24_000_000 + 3 * 512 * 4000 * 4 + 6_000_000

@@ -171,8 +171,45 @@ def _parse_ablation(ablation) -> set[str]:
     return items
 
 
+# Sane bounds of every size a configuration (an override, or a weights file) may ask for: a file
+# asking for n_feats=20000 or steps=10**6 is refused before anything is allocated.
+INT_BOUNDS = {"n_feats": (1, 512), "n_groups": (1, 32), "n_blocks": (1, 64), "steps": (1, 32),
+              "reduction": (1, 512), "patch": (1, 15), "nl_hidden": (1, 1024), "comb_hidden": (1, 1024),
+              "chunk_elems": (1024, 2**34)}
+WINDOW_MAX = 256
+AGGREGATES = ("centre", "patch")
+
+
+def check_config(cfg: dict) -> None:
+    """Raise ValueError (one line naming the key) unless every setting has a valid type and range."""
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    for key, (lo, hi) in INT_BOUNDS.items():
+        v = cfg[key]
+        if not is_int(v) or not lo <= v <= hi:
+            raise ValueError(f"config {key} must be a whole number from {lo} to {hi}, got {v!r}")
+    if cfg["patch"] % 2 == 0:
+        raise ValueError(f"config patch must be odd, got {cfg['patch']}")
+    w = cfg["window"]
+    if w is not None and (not is_int(w) or not 1 <= w <= WINDOW_MAX):
+        raise ValueError(f"config window must be none (whole image) or a radius from 1 to {WINDOW_MAX}, got {w!r}")
+    g = cfg["gamma"]
+    if isinstance(g, bool) or not isinstance(g, (int, float)) or not (0 <= g < float("inf")):
+        raise ValueError(f"config gamma must be a finite number >= 0, got {g!r}")
+    if cfg["aggregate"] not in AGGREGATES:
+        raise ValueError(f"config aggregate must be one of {AGGREGATES}, got {cfg['aggregate']!r}")
+    if not isinstance(cfg["freeze_nonlocal"], bool):
+        raise ValueError(f"config freeze_nonlocal must be true or false, got {cfg['freeze_nonlocal']!r}")
+
+
 def build_config(name: str, **overrides) -> dict:
-    """CONFIGS[name] with overrides; changing ``steps`` without ``rho`` gives rho_j = j / J."""
+    """CONFIGS[name] with overrides; changing ``steps`` without ``rho`` gives rho_j = j / J.
+
+    Raises:
+        ValueError: an unknown name or key, or a value of the wrong type or out of range
+            (:func:`check_config`).
+    """
     if name not in CONFIGS:
         raise ValueError(f"unknown config {name!r}; choose from {sorted(CONFIGS)}")
     cfg = dict(CONFIGS[name])
@@ -180,9 +217,14 @@ def build_config(name: str, **overrides) -> dict:
     if unknown:
         raise ValueError(f"unknown config keys {sorted(unknown)}")
     cfg.update(overrides)
+    check_config(cfg)
     if "steps" in overrides and "rho" not in overrides:
         cfg["rho"] = tuple(round((j + 1) / cfg["steps"], 4) for j in range(cfg["steps"]))
-    cfg["rho"] = tuple(float(r) for r in cfg["rho"])
+    rho = cfg["rho"]
+    if not isinstance(rho, (list, tuple)) or not all(
+            isinstance(r, (int, float)) and not isinstance(r, bool) and 0 <= r < float("inf") for r in rho):
+        raise ValueError(f"config rho must be a list of finite numbers >= 0, got {rho!r}")
+    cfg["rho"] = tuple(float(r) for r in rho)
     if len(cfg["rho"]) != cfg["steps"]:
         raise ValueError(f"rho {cfg['rho']} does not have steps={cfg['steps']} entries")
     return cfg
@@ -216,6 +258,8 @@ def build_model(
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {VARIANTS}")
+    if scale not in (2, 3, 4):
+        raise ValueError(f"scale must be 2, 3 or 4, got {scale!r}")
     abl = _parse_ablation(ablation)
     if variant in ("cascade", "parallel", "plain"):
         if abl:

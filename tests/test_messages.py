@@ -1,0 +1,19 @@
+from cisr_lib.messages import clean, one_line
+
+
+def test_escape_codes_and_second_lines_are_removed():
+    exc = RuntimeError("\x1b[31mError:\x1b[0m bad thing\nsecond line of advice")
+    assert one_line(exc) == "Error: bad thing"
+    assert clean("a\x1b[1;33mb\x07c") == "abc"
+
+
+def test_long_messages_end_at_a_whole_sentence_or_word():
+    text = "First sentence is here. " + "word " * 80
+    out = one_line(text, max_chars=60)
+    assert out == "First sentence is here. ..."
+    out = one_line("x" * 10 + " " + "longword " * 40, max_chars=50)
+    assert out.endswith(" ...") and len(out) <= 54 and "longwor ..." not in out
+
+
+def test_empty_message_gives_the_type_name():
+    assert one_line(ValueError()) == "ValueError"
