@@ -88,6 +88,9 @@ class TrainConfig:
             001-040 / 041-049) or a folder of training images (then ``val_data`` names one).
         configs: the (codec, quality) pairs mixed in training and validation.
         grad_clip: gradient norm clip (0 = off).
+        ema: decay of an exponential moving average of the weights (0 = off; e.g. 0.999
+            averages over about the last 1,000 steps). When on, validation, ``best.pt`` and so the
+            exported weights use the average, which is less noisy than the last step's weights.
         device: "auto" (CUDA, then MPS, then CPU) or a torch device string.
         precision: "auto", "fp32" or "bf16" (:mod:`cisr_lib.precision`; None: the process
             default, "auto" unless ``CISR_PRECISION`` says otherwise): bf16 autocast for the forward
@@ -125,6 +128,7 @@ class TrainConfig:
     val_data: str | None = None
     configs: tuple = PAPER_CONFIGS
     grad_clip: float = 0.0
+    ema: float = 0.0
     device: str = "auto"
     precision: str | None = None
     compile: bool = False
@@ -152,6 +156,8 @@ class TrainConfig:
             raise ValueError(f"unfolding must be 'end_to_end' or 'truncated', got {cfg.unfolding!r}")
         if cfg.schedule not in ("constant", "cosine", "step"):
             raise ValueError(f"schedule must be constant, cosine or step, got {cfg.schedule!r}")
+        if not 0.0 <= cfg.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1) (0: off), got {cfg.ema}")
         if cfg.threads is not None and int(cfg.threads) < 1:
             raise ValueError(f"threads must be >= 1, got {cfg.threads}")
         for k in ("batch_size", "lr_patch", "max_steps", "val_every", "patience"):
@@ -382,6 +388,11 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
     ckpt_path = out / "last.pt"
     if not resume and (ckpt_path.exists() or (out / "log.jsonl").exists()):
         raise FileExistsError(f"{out} already holds a run; resume it, or choose another output folder")
+    ema = None
+    if cfg.ema:  # the averaged copy: torch's AveragedModel with an exponential average of every tensor
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path, map_location="cpu")  # RNG states must stay on the CPU
         diff = _differs(ck.get("train_config", {}), cfg.to_dict())
@@ -389,6 +400,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
             raise CheckpointError(f"{ckpt_path} was written by a run with other options ({', '.join(sorted(diff))}); "
                                   "use another output folder or --no-resume")
         model.load_state_dict(ck["model"])
+        if ema is not None:
+            ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         state.update(ck["state"])
@@ -426,17 +439,22 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
         if main_proc:
             save_checkpoint(ckpt_path, {"model": _unwrap(net).state_dict(), "optimizer": opt.state_dict(),
                                         "scheduler": sched.state_dict(), "state": dict(state), "rng": rng_state(),
-                                        "train_config": cfg.to_dict(), "model_config": _jsonable(mcfg)})
+                                        "train_config": cfg.to_dict(), "model_config": _jsonable(mcfg),
+                                        **({} if ema is None else {"ema": ema.state_dict()})})
+
+    def judged() -> nn.Module:
+        """The weights that are validated and saved as best: the average when ``ema`` is on."""
+        return _unwrap(net) if ema is None else ema.module
 
     def validate(step: int) -> bool:
         """Validate on rank 0; returns True when training should stop (patience exhausted)."""
         stop = False
         if validator is not None:
-            res = validator(_unwrap(net), device, prec)
+            res = validator(judged(), device, prec)
             improved = res["psnr"] > state["best"] + 1e-4
             if improved:
                 state.update(best=res["psnr"], best_step=step, bad_vals=0)
-                save_checkpoint(out / "best.pt", {"model": _unwrap(net).state_dict(), "model_config": _jsonable(mcfg),
+                save_checkpoint(out / "best.pt", {"model": judged().state_dict(), "model_config": _jsonable(mcfg),
                                                   "train_config": cfg.to_dict(), "step": step, "val": res})
             else:
                 state["bad_vals"] += 1
@@ -483,6 +501,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
                 x_prev = xs[-1]
                 loss_value = loss_value + lj.detach()
         sched.step()
+        if ema is not None:
+            ema.update_parameters(_unwrap(net))
         step += 1
         now = time.perf_counter()
         state["elapsed"] += now - t_last

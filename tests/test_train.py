@@ -63,8 +63,9 @@ def test_training_reduces_the_loss(tmp_path):
     assert len(val_log) == 1 and (tmp_path / "run" / "best.pt").exists()
 
 
-def test_killed_run_resumes_to_identical_weights(tmp_path, monkeypatch):
-    tr.train(_cfg(), tmp_path / "straight", progress=False)
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_killed_run_resumes_to_identical_weights(tmp_path, monkeypatch, ema):
+    tr.train(_cfg(ema=ema), tmp_path / "straight", progress=False)
 
     calls = {"n": 0}
     real_save = tr.save_checkpoint
@@ -78,13 +79,14 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tr, "save_checkpoint", dying_save)
     with pytest.raises(KeyboardInterrupt):
-        tr.train(_cfg(), tmp_path / "killed", progress=False)
+        tr.train(_cfg(ema=ema), tmp_path / "killed", progress=False)
     monkeypatch.setattr(tr, "save_checkpoint", real_save)
     assert load_checkpoint(tmp_path / "killed" / "last.pt")["state"]["step"] == 4
-    res = tr.train(_cfg(), tmp_path / "killed", progress=False)
+    res = tr.train(_cfg(ema=ema), tmp_path / "killed", progress=False)
     assert res["steps"] == 6
-    a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "killed" / "last.pt")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    for name in ("last.pt", "best.pt"):  # best.pt holds the average when ema is on
+        a, b = _weights(tmp_path / "straight" / name), _weights(tmp_path / "killed" / name)
+        assert all(torch.equal(a[k], b[k]) for k in a)
     steps = [r["step"] for r in tr.read_log(tmp_path / "killed")[0]]
     assert steps == [1, 2, 3, 4, 5, 6]  # no step logged twice
     assert [leg["step"] for leg in tr.read_legs(tmp_path / "killed")] == [0, 4]  # the start and the resume
@@ -293,3 +295,31 @@ def test_a_read_only_run_folder_fails_before_training(tmp_path, monkeypatch):
     monkeypatch.setattr(imageio.os, "open", read_only)
     with pytest.raises(ImageSaveError, match=r"cannot write .*last.pt: Permission denied"):
         tr.train(_cfg(), tmp_path / "run", progress=False)
+
+
+def test_ema_validates_and_saves_the_exponential_average(tmp_path):
+    """best.pt holds the average a_t = d a_{t-1} + (1 - d) w_t of the weights after each step,
+    computed here independently from the weights of every step."""
+    seen = []
+    real_update = torch.optim.swa_utils.AveragedModel.update_parameters
+
+    def record(self, model):
+        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return real_update(self, model)
+
+    torch.optim.swa_utils.AveragedModel.update_parameters = record
+    try:
+        tr.train(_cfg(ema=0.8, max_steps=3, val_every=3, ckpt_every=3), tmp_path / "run", progress=False)
+    finally:
+        torch.optim.swa_utils.AveragedModel.update_parameters = real_update
+    assert len(seen) == 3
+    avg = {k: v.clone() for k, v in seen[0].items()}  # the first update copies the weights
+    for w in seen[1:]:
+        for k in avg:
+            if avg[k].is_floating_point():
+                avg[k] = 0.8 * avg[k] + 0.2 * w[k]
+    best = _weights(tmp_path / "run" / "best.pt")
+    last = _weights(tmp_path / "run" / "last.pt")
+    key = next(k for k in best if best[k].is_floating_point() and best[k].numel() > 10)
+    assert torch.allclose(best[key], avg[key], atol=1e-6)
+    assert not torch.equal(best[key], last[key])  # the average, not the last step

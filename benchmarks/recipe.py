@@ -1,0 +1,133 @@
+"""The training recipe, chosen by measurement: arms of equal wall-clock from the same start.
+
+Each arm is one ``cisr train`` process with the same model (micro x2 with the CPU engine's search
+radius 3), data (the shared photos 001-040), seed, initial weights (default: the shipped
+``micro_x2.pt``), validation (192-pixel centre crops of photos 041-049 in the 10 paper configs)
+and training minutes (validation time is not counted), on one thread, one arm after another.
+The arms change one thing each against ``base`` (lr 1e-3, 50 warm-up steps, gradient clipping
+at 1, batch 8 of 32x32 LR patches, cosine schedule over the preset's 20,000 steps):
+
+* ``ema``: validate and keep an exponential moving average of the weights (decay 0.999);
+* ``batch16``: batch 16 (half as many steps in the same time);
+* ``lr5e-4`` / ``lr2e-3``: half / twice the learning rate;
+* ``noclip``: no gradient clipping.
+
+Usage (from the repository root; ``--docs`` fills the ``recipe`` block of docs/training.md and
+draws docs/figures/recipe.png from the logs)::
+
+    python benchmarks/recipe.py --minutes 10 --docs           # all arms: about an hour
+    python benchmarks/recipe.py --only base ema --minutes 10
+    python benchmarks/recipe.py --render --docs               # tables and figure from the runs kept
+
+Runs are kept in ``runs/recipe/ARM`` and resumed when re-run with the same settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from blocks import REPO, publish  # benchmarks/blocks.py
+
+TAG = "recipe"
+BASE = ["--lr", "1e-3", "--warmup", "50", "--grad-clip", "1.0"]
+ARMS: dict[str, list[str]] = {
+    "base": BASE,
+    "ema": BASE + ["--ema", "0.999"],
+    "batch16": BASE + ["--batch-size", "16"],
+    "lr5e-4": ["--lr", "5e-4", "--warmup", "50", "--grad-clip", "1.0"],
+    "lr2e-3": ["--lr", "2e-3", "--warmup", "50", "--grad-clip", "1.0"],
+    "noclip": ["--lr", "1e-3", "--warmup", "50"],
+}
+RUNS = REPO / "runs" / "recipe"
+DOC = REPO / "docs" / "training.md"
+FIGURE = REPO / "docs" / "figures" / "recipe.png"
+
+
+def _train(arm: str, minutes: float, init: str, val_every: int) -> None:
+    cmd = [sys.executable, "-m", "cisr_lib.cli", "train", "--out", str(RUNS / arm), "--model", "micro", "--scale", "2",
+           "--preset", "cpu", "--data", "photos", "--set", "window=3", "--init", init, "--val-every", str(val_every),
+           "--val-crop", "192", "--minutes", str(minutes), "--threads", "1", "--patience", "1000", "--quiet",
+           *ARMS[arm]]
+    print(f"[{time.strftime('%H:%M:%S')}] {arm}: {' '.join(cmd[3:])}", flush=True)
+    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+
+
+def _curves(arms: list[str]) -> dict[str, list[tuple[float, int, float]]]:
+    """arm -> [(training minutes, step, validation gain over bicubic in dB)] from its log."""
+    from cisr_lib.train import read_log
+
+    out = {}
+    for arm in arms:
+        if (RUNS / arm / "log.jsonl").exists():
+            vals = read_log(RUNS / arm)[1]
+            out[arm] = [(v["elapsed"] / 60, v["step"], v["val_psnr"] - v["val_bicubic"]) for v in vals]
+    return out
+
+
+def _figure(curves: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for arm, pts in curves.items():
+        ax.plot([p[0] for p in pts], [p[2] for p in pts], marker="o", ms=3, label=arm)
+    ax.set_xlabel("training minutes (one CPU thread)")
+    ax.set_ylabel("validation gain over bicubic (dB)")
+    ax.set_title("micro x2 from the shipped weights: one change per arm")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def _table(curves: dict) -> str:
+    rows = ["| arm | change | steps | validations | gain at the end (dB) | best gain (dB) |", "|---|---|---|---|---|---|"]
+    for arm, pts in curves.items():
+        change = " ".join(ARMS[arm][len(BASE):]) if ARMS[arm][:len(BASE)] == BASE else " ".join(ARMS[arm])
+        rows.append(f"| {arm} | {change if arm != 'base' else '(the reference)'} | {pts[-1][1]:,} | {len(pts)} | "
+                    f"{pts[-1][2]:+.3f} | {max(p[2] for p in pts):+.3f} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="+", choices=list(ARMS), default=[a for a in ARMS if a != "noclip"])
+    ap.add_argument("--minutes", type=float, default=10.0, help="training minutes per arm")
+    ap.add_argument("--val-every", type=int, default=300)
+    ap.add_argument("--init", default=str(REPO / "cisr_lib" / "weights" / "micro_x2.pt"))
+    ap.add_argument("--render", action="store_true", help="only tables and figure from the runs kept")
+    ap.add_argument("--docs", action="store_true")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "recipe.json"))
+    args = ap.parse_args(argv)
+
+    if not args.render:
+        for arm in args.only:
+            _train(arm, args.minutes, args.init, args.val_every)
+    curves = _curves(list(ARMS))
+    if not curves:
+        print("no recipe runs in runs/recipe: run without --render first", file=sys.stderr)
+        return 2
+    res = {"date": time.strftime("%Y-%m-%d"), "minutes": args.minutes, "init": Path(args.init).name,
+           "cores": os.cpu_count(), "arms": {a: ARMS[a] for a in curves}, "curves": curves}
+    Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
+    if args.docs:
+        _figure(curves, FIGURE)
+    md = "\n".join([
+        f"`python benchmarks/recipe.py --minutes {args.minutes:g}` on {res['date']}: micro x2 from `{res['init']}`, "
+        f"{args.minutes:g} training minutes per arm on one thread of this {res['cores']}-core CPU, validation every "
+        f"{args.val_every} steps (gain = mean PSNR-Y over bicubic on 192-pixel crops of photos 041-049, 10 configs):",
+        "", _table(curves), "", "![validation gain against training minutes](figures/recipe.png)"])
+    return publish(md, DOC, TAG, args.docs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
