@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -131,7 +132,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         grad_clip=args.grad_clip, ema=args.ema, device=args.device, precision=args.precision, compile=args.compile,
         num_workers=args.workers, threads=auto_threads() if args.threads is None else args.threads, seed=args.seed, ckpt_every=args.ckpt_every,
         init=args.init)
-    res = train(cfg, args.out, resume=not args.no_resume, progress=not args.quiet)
+    res = train(cfg, args.out, resume=not args.no_resume, progress=not args.quiet,
+                command=shlex.join(["cisr", *args.argv]))
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(res))
     return 0
@@ -216,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cisr`` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command line, logged by `cisr train` with each leg
     if os.environ.get("CISR_DEBUG"):
         return args.func(args)
 

@@ -25,6 +25,70 @@ from cisr_lib.pretrained import WEIGHTS_DIR, export_weights, write_sums
 TARGET_GAIN = {2: 1.0, 3: 0.7, 4: 0.5}  # mean PSNR-Y gain over bicubic the shipped micro weights aim at
 
 
+def lineage(run: str | os.PathLike, upto: int | None = None) -> list[dict]:
+    """Every leg of training behind a run's ``best.pt``, oldest first.
+
+    A run started with ``--init`` continues the lineage of what it started from: another run's
+    ``best.pt`` / ``last.pt`` (read from that run's folder, up to the checkpoint's step), or a
+    weights file (its stored ``meta["lineage"]``; a file shipped before lineages were stored gives
+    one entry from its ``meta``). Each leg: run, first and last step, training minutes, device,
+    precision, threads and, where logged, the command.
+
+    Args:
+        run: the run folder (``config.json``, ``log.jsonl``).
+        upto: the last step that counts (default: the step of the run's best validation).
+    """
+    from cisr_lib.checkpoint import CheckpointError, load_checkpoint
+    from cisr_lib.train import read_legs, read_log
+
+    run = Path(run)
+    tc = json.loads((run / "config.json").read_text())["train"]
+    train_log, vals = read_log(run)
+    if upto is None:
+        upto = max(vals, key=lambda v: v["val_psnr"])["step"] if vals else (train_log[-1]["step"] if train_log else 0)
+    before: list[dict] = []
+    init = Path(tc["init"]) if tc.get("init") else None
+    if init is not None:
+        if init.name in ("best.pt", "last.pt") and (init.parent / "config.json").exists():
+            try:
+                ck = load_checkpoint(init)
+                step = ck["step"] if "step" in ck else ck["state"]["step"]
+            except (CheckpointError, KeyError):
+                step = None
+            before = lineage(init.parent, step)
+        elif init.exists():
+            meta = load_checkpoint(init).get("meta", {})
+            before = meta.get("lineage") or [{"run": meta.get("run", init.stem), "from_step": 0,
+                                              "to_step": meta.get("step"), "minutes": None,
+                                              "device": meta.get("hardware"), "precision": None, "threads": None,
+                                              "command": None, "weights": init.name}]
+        else:
+            before = [{"run": init.name, "note": "initial weights not found when this card was written"}]
+    elapsed = {r["step"]: r["elapsed"] for r in train_log}
+    legs = [leg for leg in read_legs(run) if leg["step"] < upto] or [{"step": 0}]
+    out = []
+    for k, leg in enumerate(legs):
+        stop = min(legs[k + 1]["step"], upto) if k + 1 < len(legs) else upto
+        minutes = (elapsed.get(stop, 0.0) - elapsed.get(leg["step"], 0.0)) / 60 if stop in elapsed else None
+        out.append({"run": run.name, "from_step": leg["step"], "to_step": stop,
+                    "minutes": None if minutes is None else round(minutes, 1), "device": leg.get("device"),
+                    "precision": leg.get("precision"), "threads": leg.get("threads"), "command": leg.get("command")})
+    return before + out
+
+
+def _lineage_md(legs: list[dict]) -> list[str]:
+    def cell(v):
+        return "" if v is None else str(v)
+
+    lines = ["| leg | run | steps | minutes | device | arithmetic | threads | command |", "|---|---|---|---|---|---|---|---|"]
+    for k, leg in enumerate(legs, 1):
+        steps = f"{cell(leg.get('from_step'))}-{cell(leg.get('to_step'))}" if "to_step" in leg else ""
+        command = f"`{leg['command']}`" if leg.get("command") else leg.get("note", "(not logged)")
+        lines.append(f"| {k} | {cell(leg.get('run'))} | {steps} | {cell(leg.get('minutes'))} | {cell(leg.get('device'))} | "
+                     f"{cell(leg.get('precision'))} | {cell(leg.get('threads'))} | {command} |")
+    return lines
+
+
 def model_card(run: str | os.PathLike, name: str, hardware: str, command: str | None = None,
                note: str | None = None) -> str:
     """The markdown model card of a run's best checkpoint (see the module docstring)."""
@@ -82,6 +146,10 @@ def model_card(run: str | os.PathLike, name: str, hardware: str, command: str | 
                      + (f"; below bicubic: {', '.join(below)}" if below else "; no config is below bicubic") + ".")]
     curve = ", ".join(f"{v['val_psnr']:.2f}" for v in vals)
     lines += ["", f"Validation mean over the run (every {tc['val_every']} steps): {curve} dB."]
+    legs = lineage(run, best["step"])
+    total = sum(leg["minutes"] for leg in legs if leg.get("minutes") is not None)
+    lines += ["", f"Lineage: every leg of training behind these weights, oldest first ({total:.0f} minutes "
+              "of training where recorded; each leg continues from the one before):", "", *_lineage_md(legs)]
     lines += ["", note] if note else []
     lines.append("")
     return "\n".join(lines)
@@ -104,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         card = model_card(run, args.name, args.hardware, args.command, args.note)
         dest.mkdir(parents=True, exist_ok=True)
         export_weights(run / "best.pt", dest / f"{args.name}.pt", half=True, overwrite=args.overwrite,
-                       meta={"hardware": args.hardware, "run": run.name})
+                       meta={"hardware": args.hardware, "run": run.name, "lineage": lineage(run)})
         (dest / f"{args.name}.md").write_text(card)
         write_sums(dest)  # the published SHA-256 of every weights file there, checked at load time
     except (OSError, ValueError) as exc:

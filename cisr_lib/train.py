@@ -329,7 +329,8 @@ def _differs(old: dict, new: dict) -> list[str]:
     return [k for k in new if k not in RESUME_FREE and old.get(k, defaults.get(k)) != new.get(k)]
 
 
-def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progress: bool = True) -> dict:
+def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progress: bool = True,
+          command: str | None = None) -> dict:
     """Train a model; returns a summary dict (steps, best validation, paths).
 
     Args:
@@ -338,6 +339,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
             ``log.jsonl`` (one record per step and per validation), ``config.json``.
         resume: continue from ``out/last.pt`` when it exists (its configuration must match).
         progress: show a tqdm bar (rank 0 only).
+        command: the command line that started this leg, logged with it (``cisr train`` passes its own).
     """
     from tqdm.auto import tqdm
 
@@ -433,7 +435,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
         # One record per leg (a fresh start or a resume): how this part of the run computes.
         _log(out / "log.jsonl", {"step": start, "leg": {"device": str(device), "precision": describe(cfg.precision, device),
                                                         "threads": torch.get_num_threads(), "world": world,
-                                                        "started": time.strftime("%Y-%m-%d %H:%M:%S")}})
+                                                        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                                        **({"command": command} if command else {})}})
 
     def save_last() -> None:
         if main_proc:
@@ -549,7 +552,8 @@ def read_log(run_dir: str | os.PathLike) -> tuple[list[dict], list[dict]]:
 
 
 def read_legs(run_dir: str | os.PathLike) -> list[dict]:
-    """The legs of a run (each start or resume): step, device, precision, threads, start time."""
+    """The legs of a run (each start or resume): step, device, precision, threads, start time and,
+    where it was logged, the command."""
     recs = [json.loads(line) for line in Path(run_dir, "log.jsonl").read_text().splitlines() if line.strip()]
     return [{"step": r["step"], **r["leg"]} for r in recs if "leg" in r]
 

@@ -34,3 +34,28 @@ def test_ship_writes_fp16_weights_and_a_card_with_the_logged_numbers(tmp_path):
     # refuses to overwrite, and a run without best.pt is a one-line error
     assert ship.main([str(tmp_path / "run"), "micro_x2", "--dest", str(tmp_path / "w")]) == 2
     assert ship.main([str(tmp_path / "nothing"), "micro_x2", "--dest", str(tmp_path / "w2")]) == 2
+
+
+def test_lineage_follows_init_through_runs_and_shipped_files(tmp_path):
+    """x2 (two legs, by the CLI, so their commands are logged) -> shipped file -> a run from that file:
+    the last card lists all three legs, oldest first, with the steps each contributed."""
+    from cisr_lib.cli import main
+    from cisr_lib.checkpoint import load_checkpoint
+
+    base = ["train", "--out", str(tmp_path / "a"), "--preset", "ci", "--val-every", "2", "--configs", "jpeg10",
+            "--set", "n_feats=8", "n_groups=1", "n_blocks=1", "steps=2", "--threads", "1", "--quiet"]
+    assert main(base + ["--steps", "2"]) == 0
+    assert main(base + ["--steps", "4"]) == 0  # a second leg: the same run resumed with a larger budget
+    assert ship.main([str(tmp_path / "a"), "micro_x2", "--dest", str(tmp_path / "w"), "--hardware", "box"]) == 0
+    meta = load_checkpoint(tmp_path / "w" / "micro_x2.pt")["meta"]
+    best_a = max(tr.read_log(tmp_path / "a")[1], key=lambda v: v["val_psnr"])["step"]
+    assert [(g["from_step"], g["to_step"]) for g in meta["lineage"]] == [(0, 2), (2, best_a)][:1 + (best_a > 2)]
+    assert all(g["command"].startswith("cisr train --out") for g in meta["lineage"])
+    cfg = tr.TrainConfig(model="micro", scale=4, overrides=dict(SMALL), preset="ci", max_steps=2, val_every=2,
+                         threads=1, configs=(("jpeg", 10),), init=str(tmp_path / "w" / "micro_x2.pt"))
+    tr.train(cfg, tmp_path / "b", progress=False)
+    legs = ship.lineage(tmp_path / "b")
+    assert [g["run"] for g in legs] == [g["run"] for g in meta["lineage"]] + ["b"]
+    assert legs[-1]["command"] is None  # started from the library, not the command line
+    card = ship.model_card(tmp_path / "b", "micro_x4", "box")
+    assert "Lineage:" in card and card.count("| a |") == len(meta["lineage"]) and "| b | 0-2 |" in card
