@@ -122,7 +122,8 @@ def run_one(spec: dict, budget: Budget, out: Path, progress: bool = False) -> di
     weights = export_weights(rdir / "last.pt", rdir / "weights.pt", half=True, overwrite=True,
                              meta={"study": FORMAT, "run": spec["name"]})
     from cisr_lib.precision import describe
-    from cisr_lib.train import read_legs, select_device
+    from cisr_lib.device import select_device
+    from cisr_lib.train import read_legs
 
     rec = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()},
            "train_seconds": round(summary["elapsed_s"], 1), "steps": summary["steps"],
@@ -184,7 +185,7 @@ def study(budget: Budget, out: Path, only: list[str] | None = None, progress: bo
     for spec in tqdm(specs, desc="ablations", disable=not progress):
         records.append(run_one(spec, budget, out))
     data, eval_name = _data_names(budget)
-    from cisr_lib.train import select_device
+    from cisr_lib.device import select_device
 
     dev = select_device(budget.device)
     result = {"format": FORMAT, "budget": {**dataclasses.asdict(budget), "data": data, "eval_data": eval_name},

@@ -61,6 +61,7 @@ from cisr_lib.testset import MANIFEST, BuildReport, TestSample, TestSetError, bu
 
 __all__ = [  # this module's names, then the re-exported public names of imageio and testset
     "EMBEDDED_NAMES",
+    "EMBEDDED_VAL",
     "embedded_images",
     "shared_photos",
     "split_photos",
@@ -88,6 +89,8 @@ EMBEDDED_NAMES: tuple[str, ...] = (
 """The clean colour photos bundled with scikit-image, in the order :func:`embedded_images` uses.
 ``rocket`` and ``hubble_deep_field`` are left out: their sources are JPEGs, so they already carry
 compression artefacts and cannot serve as clean ground truth."""
+
+EMBEDDED_VAL = ("chelsea",)  # the embedded photo held out for validation (training and `cisr eval`)
 
 
 @functools.lru_cache(maxsize=1)

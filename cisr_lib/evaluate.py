@@ -167,7 +167,7 @@ def data_source(name: str | PathLike) -> PathLike | dict[str, Any]:
     if name == "embedded":
         return embedded_images()
     if name == "embedded-val":
-        from cisr_lib.train import EMBEDDED_VAL
+        from cisr_lib.data import EMBEDDED_VAL
 
         return {k: v for k, v in embedded_images().items() if k in EMBEDDED_VAL}
     if name in ("photos", "photos-val"):
@@ -514,7 +514,7 @@ def evaluate(
 
     from cisr_lib.degradations import _check_scale
     from cisr_lib.imageio import _atomic_write_bytes
-    from cisr_lib.train import select_device
+    from cisr_lib.device import select_device
 
     scales = [_check_scale(s) for s in scales]
     if not scales or len(set(scales)) != len(scales):

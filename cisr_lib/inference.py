@@ -201,17 +201,14 @@ def _resolve_device(device: str | torch.device, model: nn.Module | None = None) 
     """``"auto"``: the module's own device if one is given, else CUDA, MPS or the CPU."""
     import torch
 
-    from cisr_lib.train import select_device
+    from cisr_lib.device import select_device
 
     if isinstance(device, torch.device):
         return device
     if device == "auto" and model is not None:
         p = next(model.parameters(), None)
         return p.device if p is not None else torch.device("cpu")
-    try:
-        return select_device(device)
-    except RuntimeError as exc:  # torch.device("gpu") and the like
-        raise ValueError(f"unknown device {device!r}: {str(exc).splitlines()[0]}") from None
+    return select_device(device)  # ValueError for every bad name
 
 
 @contextlib.contextmanager

@@ -62,7 +62,7 @@ def setup(device: str = "auto", seed: int = 0, threads: int | None = 2, precisio
 
     from cisr_lib.convert import seed_everything
     from cisr_lib.precision import set_default
-    from cisr_lib.train import select_device
+    from cisr_lib.device import select_device
 
     if threads:
         torch.set_num_threads(int(threads))

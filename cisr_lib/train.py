@@ -39,7 +39,9 @@ from torch import nn
 
 from cisr_lib.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cisr_lib.convert import seed_everything, tensor2uint, uint2tensor4
+from cisr_lib.data import EMBEDDED_VAL  # noqa: F401  (held out when training on the embedded photos)
 from cisr_lib.degradations import PAPER_CONFIGS, config_name, degrade, imresize, modcrop
+from cisr_lib.device import select_device  # noqa: F401  (part of this module's API before device.py)
 from cisr_lib.imageio import check_readable, check_writable
 from cisr_lib.metrics import psnr
 from cisr_lib.models import build_model
@@ -58,7 +60,6 @@ PRESETS: dict[str, dict[str, Any]] = {
                max_steps=4, val_every=2, patience=100, val_crop=48),
 }
 
-EMBEDDED_VAL = ("chelsea",)  # held out when training on the embedded photos
 
 
 class DivergedError(ValueError):
@@ -170,20 +171,6 @@ class TrainConfig:
         d["ablation"] = list(d["ablation"])
         d["configs"] = [list(c) for c in d["configs"]]
         return d
-
-
-def select_device(device: str = "auto") -> torch.device:
-    """"auto" picks CUDA, then Apple MPS, then the CPU; anything else is passed to torch."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return dev
 
 
 def training_images(cfg: TrainConfig) -> tuple[dict, dict]:
@@ -579,14 +566,3 @@ def plot_curves(run_dir: str | os.PathLike, axes=None, smooth: int = 25):
         axes[1].set(xlabel="step", ylabel="PSNR-Y (dB)", title="validation")
         axes[1].legend()
     return axes
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``cisr train`` / ``python -m cisr_lib.train`` (also under ``torchrun``)."""
-    from cisr_lib.cli import main as cli_main
-
-    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

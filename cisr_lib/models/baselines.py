@@ -23,12 +23,11 @@ from torch import nn
 
 from cisr_lib.models.arm import ARM
 from cisr_lib.models.combine import AdaptiveCombination
+from cisr_lib.models.config import module_kwargs
 from cisr_lib.models.rem import REM
 
 
 def _kw(cfg: dict) -> dict:
-    from cisr_lib.models.psi import module_kwargs
-
     return module_kwargs(cfg)
 
 
