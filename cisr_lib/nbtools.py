@@ -17,8 +17,10 @@ cells marked ``# NBVAL_CHECK_OUTPUT`` are compared with the committed outputs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -141,6 +143,22 @@ def problems(path: str | os.PathLike) -> list[str]:
     return out
 
 
+@contextlib.contextmanager
+def ipc_kernel():
+    """A kernel manager for one notebook that talks to its kernel over local IPC sockets (in a
+    private temporary folder), not TCP: nothing listens on the network, and the kernel has no
+    reason to print its "running over TCP without encryption" warning. Shut down on exit."""
+    from jupyter_client.manager import KernelManager
+
+    with tempfile.TemporaryDirectory(prefix="cisr_kernel_") as folder:
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(folder, "kernel"))
+        try:
+            yield km
+        finally:
+            if km.has_kernel:
+                km.shutdown_kernel(now=False)
+
+
 def execute(path: str | os.PathLike, timeout: int = 3600) -> float:
     """Execute a notebook in place with its default parameters (cwd: its folder), then normalise it.
 
@@ -156,8 +174,9 @@ def execute(path: str | os.PathLike, timeout: int = 3600) -> float:
     os.environ["CISR_NOTEBOOK"] = path.stem
     t0 = time.perf_counter()
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        with ipc_kernel() as km:
+            NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3",
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
         if env_before is None:
             os.environ.pop("CISR_NOTEBOOK", None)

@@ -57,7 +57,7 @@ def bicubic_baseline(scale: int = 2) -> list[tuple[str, float, float]]:
 def _run_notebooks(notebooks: list[Path], out: Path, params: dict, summary: Path) -> list[tuple[str, str, float]]:
     import papermill as pm
 
-    from cisr_lib.nbtools import params_for
+    from cisr_lib.nbtools import ipc_kernel, params_for
 
     results = []
     for nb in notebooks:
@@ -66,8 +66,9 @@ def _run_notebooks(notebooks: list[Path], out: Path, params: dict, summary: Path
         t0 = time.perf_counter()
         status = "ok"
         try:
-            pm.execute_notebook(str(nb), str(out / nb.name), parameters=params_for(params, nb.stem),
-                                cwd=str(nb.parent), progress_bar=False, kernel_name="python3")
+            with ipc_kernel() as km:  # local sockets: no TCP, no unencrypted-TCP warning from the kernel
+                pm.execute_notebook(str(nb), str(out / nb.name), parameters=params_for(params, nb.stem),
+                                    cwd=str(nb.parent), progress_bar=False, kernel_name="python3", km=km)
         except Exception as exc:  # papermill raises PapermillExecutionError with the cell's error
             status = f"FAILED: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         results.append((nb.stem, status, time.perf_counter() - t0))

@@ -31,3 +31,21 @@ def test_bicubic_baseline_covers_the_ten_paper_configs():
     psnr = [r[1] for r in rows]
     assert psnr[:5] == sorted(psnr[:5]) and psnr[5:] == sorted(psnr[5:])  # better quality, higher PSNR
     assert all(20 < p < 40 for p in psnr)
+
+
+def test_notebooks_run_over_ipc_without_the_tcp_warning(tmp_path, capfd):
+    """The kernel of each notebook talks over local sockets: no "running over TCP" warning, and
+    no other kernel message (a parent-exited warning would mean a kernel left behind)."""
+    import nbformat
+
+    from cisr_lib.nbtools import execute
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print(6 * 7)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "t.ipynb"
+    nbformat.write(nb, path)
+    execute(path)
+    err = capfd.readouterr().err
+    assert "TCP" not in err and "IPKernelApp" not in err, err
+    assert nbformat.read(path, as_version=4).cells[0].outputs[0]["text"] == "42\n"
