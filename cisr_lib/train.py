@@ -40,7 +40,7 @@ from torch import nn
 from cisr_lib.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cisr_lib.convert import seed_everything, tensor2uint, uint2tensor4
 from cisr_lib.data import EMBEDDED_VAL  # noqa: F401  (held out when training on the embedded photos)
-from cisr_lib.degradations import PAPER_CONFIGS, config_name, degrade, imresize, modcrop
+from cisr_lib.degradations import PAPER_CONFIGS, config_name, degrade, imresize
 from cisr_lib.device import select_device  # noqa: F401  (part of this module's API before device.py)
 from cisr_lib.imageio import check_readable, check_writable
 from cisr_lib.metrics import psnr

@@ -208,8 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
-    from cisr_lib.evaluate import add_eval_parser  # both modules import torch lazily: --help stays fast
-    from cisr_lib.inference import add_upscale_parser
+    from cisr_lib.cli.eval import add_eval_parser  # both import torch lazily: --help stays fast
+    from cisr_lib.cli.upscale import add_upscale_parser
 
     add_eval_parser(sub)
     add_upscale_parser(sub)
@@ -238,6 +238,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cisr {args.command}: error: {one_line(exc, max_chars=4000)}", file=sys.stderr)  # ours: whole
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())
