@@ -155,16 +155,64 @@ def model_card(run: str | os.PathLike, name: str, hardware: str, command: str | 
     return "\n".join(lines)
 
 
+def weights_table(folder: str | os.PathLike = WEIGHTS_DIR) -> str:
+    """The README's table of shipped weights, read from each file's stored metadata (validation
+    at the best step, steps, lineage minutes, hardware): ``python -m cisr_lib.ship --table --readme``."""
+    from cisr_lib.checkpoint import load_checkpoint
+
+    rows = ["| file | model | validation: bicubic | model | gain | target | steps (this run) | training minutes "
+            "(whole lineage) | trained on |", "|---|---|---|---|---|---|---|---|---|"]
+    for path in sorted(Path(folder).glob("*.pt")):
+        st = load_checkpoint(path)
+        meta, cfg = st.get("meta", {}), st.get("model_config", {})
+        val = meta.get("val") or {}
+        if "psnr" not in val:
+            continue
+        gain = val["psnr"] - val["bicubic"]
+        bic = val.get("bicubic_per_config", {})
+        below = [k for k, v in val.get("per_config", {}).items() if k in bic and v < bic[k]]
+        target = TARGET_GAIN.get(cfg.get("scale")) if cfg.get("name") == "micro" else None
+        verdict = "" if target is None else f"{target:+.1f}: " + ("met" if gain >= target and not below else "not met")
+        legs = meta.get("lineage") or []
+        minutes = [g["minutes"] for g in legs if g.get("minutes") is not None]
+        total = f"{sum(minutes):.0f}" if minutes and len(minutes) == len(legs) else (
+            f"{sum(minutes):.0f} + unrecorded" if minutes else "not recorded")
+        rows.append(f"| `{path.name}` ({path.stat().st_size / 2**20:.1f} MB) | {cfg.get('name')} x{cfg.get('scale')} | "
+                    f"{val['bicubic']:.2f} | {val['psnr']:.2f} | {gain:+.2f} | {verdict} | {meta.get('step', 0):,} | "
+                    f"{total} | {meta.get('hardware', '')} |")
+    return "\n".join(rows)
+
+
+def _fill_readme(md: str, tag: str = "weights") -> None:
+    readme = WEIGHTS_DIR.parent.parent / "README.md"
+    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
+    text = readme.read_text()
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} has no {start} ... {end} block")
+    head, rest = text.split(start, 1)
+    readme.write_text(head + start + "\n" + md + "\n" + end + rest.split(end, 1)[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cisr_lib.ship", description=__doc__.splitlines()[0])
-    ap.add_argument("run", help="training run folder (holds best.pt, config.json, log.jsonl)")
-    ap.add_argument("name", help="weights name, e.g. micro_x2 (written to cisr_lib/weights/NAME.pt and .md)")
+    ap.add_argument("run", nargs="?", help="training run folder (holds best.pt, config.json, log.jsonl)")
+    ap.add_argument("name", nargs="?", help="weights name, e.g. micro_x2 (written to cisr_lib/weights/NAME.pt and .md)")
+    ap.add_argument("--table", action="store_true", help="print the table of the shipped weights instead")
+    ap.add_argument("--readme", action="store_true", help="with --table: also fill README.md's weights block")
     ap.add_argument("--hardware", default=f"{os.cpu_count()} CPU cores, {platform.machine()}")
     ap.add_argument("--command", help="the training command, for the card")
     ap.add_argument("--note", help="a paragraph for the card (how the run ended, what more training would need)")
     ap.add_argument("--dest", default=str(WEIGHTS_DIR))
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
+    if args.table:
+        md = weights_table(args.dest)
+        print(md)
+        if args.readme:
+            _fill_readme(md)
+        return 0
+    if not args.run or not args.name:
+        ap.error("RUN and NAME are required (or --table)")
     run, dest = Path(args.run), Path(args.dest)
     try:
         if not (run / "best.pt").exists():

@@ -59,3 +59,11 @@ def test_lineage_follows_init_through_runs_and_shipped_files(tmp_path):
     assert legs[-1]["command"] is None  # started from the library, not the command line
     card = ship.model_card(tmp_path / "b", "micro_x4", "box")
     assert "Lineage:" in card and card.count("| a |") == len(meta["lineage"]) and "| b | 0-2 |" in card
+
+
+def test_the_readme_weights_table_is_the_shipped_files_own():
+    from pathlib import Path
+
+    readme = (Path(ship.__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("<!-- weights:start -->\n", 1)[1].split("\n<!-- weights:end -->", 1)[0]
+    assert block == ship.weights_table(), "run: python -m cisr_lib.ship --table --readme"
