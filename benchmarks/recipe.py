@@ -44,7 +44,10 @@ ARMS: dict[str, list[str]] = {
     "lr2e-3": ["--lr", "2e-3", "--warmup", "50", "--grad-clip", "1.0"],
     "noclip": ["--lr", "1e-3", "--warmup", "50"],
 }
+CHANGES = {"base": "(the reference)", "ema": "--ema 0.999", "batch16": "--batch-size 16", "lr5e-4": "--lr 5e-4",
+           "lr2e-3": "--lr 2e-3", "noclip": "no --grad-clip"}
 RUNS = REPO / "runs" / "recipe"
+STOPPED = "stopped.txt"  # an arm's error line (e.g. a diverged loss), written where it stopped
 DOC = REPO / "docs" / "training.md"
 FIGURE = REPO / "docs" / "figures" / "recipe.png"
 
@@ -55,7 +58,11 @@ def _train(arm: str, minutes: float, init: str, val_every: int) -> None:
            "--val-crop", "192", "--minutes", str(minutes), "--threads", "1", "--patience", "1000", "--quiet",
            *ARMS[arm]]
     print(f"[{time.strftime('%H:%M:%S')}] {arm}: {' '.join(cmd[3:])}", flush=True)
-    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    r = subprocess.run(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if r.returncode:  # a diverged arm is a result, not a failure of the study
+        message = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit status {r.returncode}"
+        print(f"  {arm}: {message}", flush=True)
+        (RUNS / arm / STOPPED).write_text(message + "\n")
 
 
 def _curves(arms: list[str]) -> dict[str, list[tuple[float, int, float]]]:
@@ -68,6 +75,11 @@ def _curves(arms: list[str]) -> dict[str, list[tuple[float, int, float]]]:
             vals = read_log(RUNS / arm)[1]
             out[arm] = [(v["elapsed"] / 60, v["step"], v["val_psnr"] - v["val_bicubic"]) for v in vals]
     return out
+
+
+def _stopped(arm: str) -> str | None:
+    path = RUNS / arm / STOPPED
+    return path.read_text().strip() if path.exists() else None
 
 
 def _figure(curves: dict, path: Path) -> None:
@@ -90,11 +102,13 @@ def _figure(curves: dict, path: Path) -> None:
 
 
 def _table(curves: dict) -> str:
-    rows = ["| arm | change | steps | validations | gain at the end (dB) | best gain (dB) |", "|---|---|---|---|---|---|"]
+    rows = ["| arm | change | steps | validations | gain at the end (dB) | best gain (dB) | how it ended |",
+            "|---|---|---|---|---|---|---|"]
     for arm, pts in curves.items():
-        change = " ".join(ARMS[arm][len(BASE):]) if ARMS[arm][:len(BASE)] == BASE else " ".join(ARMS[arm])
-        rows.append(f"| {arm} | {change if arm != 'base' else '(the reference)'} | {pts[-1][1]:,} | {len(pts)} | "
-                    f"{pts[-1][2]:+.3f} | {max(p[2] for p in pts):+.3f} |")
+        stopped = _stopped(arm)
+        ended = "time budget" if stopped is None else stopped.replace("cisr train: error: ", "").split(". ")[0]
+        rows.append(f"| {arm} | {CHANGES[arm]} | {pts[-1][1]:,} | {len(pts)} | "
+                    f"{pts[-1][2]:+.3f} | {max(p[2] for p in pts):+.3f} | {ended} |")
     return "\n".join(rows)
 
 
@@ -117,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no recipe runs in runs/recipe: run without --render first", file=sys.stderr)
         return 2
     res = {"date": time.strftime("%Y-%m-%d"), "minutes": args.minutes, "init": Path(args.init).name,
-           "cores": os.cpu_count(), "arms": {a: ARMS[a] for a in curves}, "curves": curves}
+           "cores": os.cpu_count(), "arms": {a: ARMS[a] for a in curves}, "curves": curves,
+           "stopped": {a: _stopped(a) for a in curves if _stopped(a)}}
     Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
     if args.docs:
         _figure(curves, FIGURE)
