@@ -1,9 +1,71 @@
-"""File helpers shared by the library, the test-set builder and the downloader: content digests."""
+"""File helpers shared by the library, the test-set builder and the downloader.
+
+* :func:`atomic_write`: the one writer of whole files (a temporary file in the same folder, then a
+  rename), so that a reader never sees half a file and a killed writer leaves the old one;
+* :func:`sha256_file`: content digests.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import secrets
+from pathlib import Path
+
+
+class WriteError(OSError):
+    """A file cannot be written (read-only folder or file system, full disk, name too long, ...);
+    the message names the destination, never the temporary file."""
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str, overwrite: bool = True) -> Path:
+    """Write ``data`` to ``path`` through ``.NAME.<hex>.tmp`` in the same folder and a rename.
+
+    The parent folders are created. With ``overwrite=False`` the rename is a hard link, which
+    fails if ``path`` appeared meanwhile, so two writers cannot silently replace each other's
+    file. The temporary file is removed on any failure.
+
+    Args:
+        path: the destination.
+        data: bytes, or text (written as UTF-8).
+        overwrite: replace an existing ``path`` (default) or refuse.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        WriteError: the file cannot be written; the message names ``path``, not the temporary file.
+    """
+    path = Path(path)
+    payload = data.encode() if isinstance(data, str) else data
+    if not overwrite and path.exists():
+        raise FileExistsError(f"refusing to overwrite {path}: it exists")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(payload)
+                f.flush()
+                os.fsync(f.fileno())
+            if overwrite:
+                os.replace(tmp, path)
+            else:
+                try:
+                    os.link(tmp, path)  # atomic, and fails if path exists
+                except FileExistsError:
+                    raise FileExistsError(f"refusing to overwrite {path}: it exists") from None
+                except OSError:  # no hard links on this file system
+                    if path.exists():
+                        raise FileExistsError(f"refusing to overwrite {path}: it exists") from None
+                    os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+    except (FileExistsError, WriteError):
+        raise
+    except OSError as exc:  # full disk, read-only, too long a name: name the user's file
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -41,6 +41,7 @@ import numpy as np
 import PIL
 from PIL import Image
 
+from cisr_lib.files import WriteError, atomic_write
 from cisr_lib.messages import one_line
 
 __all__ = [
@@ -72,7 +73,7 @@ class ImageWriteError(FileExistsError):
     """:func:`write_image` refused to replace an existing file (pass ``overwrite=True``)."""
 
 
-class ImageSaveError(OSError):
+class ImageSaveError(WriteError):
     """An output file cannot be written (read-only folder or file system, full disk, name too
     long, ...); the message names the user's path, never the temporary file."""
 
@@ -376,41 +377,13 @@ def encode_image(
 
 
 def _atomic_write_bytes(path: Path, data: bytes, overwrite: bool) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, then a rename.
-
-    Without ``overwrite`` the rename is a hard link, which fails if ``path`` appeared meanwhile,
-    so two writers cannot silently replace each other's file. The temporary file is named
-    ``.NAME.<hex>.tmp`` (and removed on any failure).
-    """
-    if not overwrite and path.exists():
-        raise ImageWriteError(f"refusing to overwrite {path}: it exists (pass overwrite=True)")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    """:func:`cisr_lib.files.atomic_write` with this module's errors (temporary ``.NAME.<hex>.tmp``)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            if overwrite:
-                os.replace(tmp, path)
-            else:
-                try:
-                    os.link(tmp, path)  # atomic and fails if path exists
-                except FileExistsError:
-                    raise ImageWriteError(f"refusing to overwrite {path}: it exists (pass overwrite=True)") from None
-                except OSError:  # no hard links on this file system
-                    if path.exists():
-                        raise ImageWriteError(f"refusing to overwrite {path}: it exists (pass overwrite=True)") from None
-                    os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-    except (ImageWriteError, ImageSaveError):
-        raise
-    except OSError as exc:  # full disk, read-only, too long a name: name the user's file, not tmp
-        raise ImageSaveError(f"cannot write {path}: {exc.strerror or one_line(exc)}") from None
+        atomic_write(path, data, overwrite)
+    except FileExistsError:
+        raise ImageWriteError(f"refusing to overwrite {path}: it exists (pass overwrite=True)") from None
+    except WriteError as exc:
+        raise ImageSaveError(str(exc)) from None
 
 
 def check_writable(path: PathLike, overwrite: bool = False) -> Path:

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cisr_lib.files import atomic_write
+
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -183,9 +185,8 @@ def execute(path: str | os.PathLike, timeout: int = 3600) -> float:
         else:
             os.environ["CISR_NOTEBOOK"] = env_before
     seconds = time.perf_counter() - t0
-    tmp = path.with_suffix(".ipynb.tmp")
-    nbformat.write(normalise(nb), tmp)
-    os.replace(tmp, path)
+    text = nbformat.writes(normalise(nb))
+    atomic_write(path, text if text.endswith("\n") else text + "\n")  # as nbformat.write ends a file
     return seconds
 
 

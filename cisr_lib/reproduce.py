@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from cisr_lib.files import atomic_write
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -35,9 +37,7 @@ def record(key: str, value, notebook: str | None = None) -> None:
     p = Path(path)
     data = json.loads(p.read_text()) if p.exists() else {}
     data.setdefault(nb, {})[key] = value
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, p)
+    atomic_write(p, json.dumps(data, indent=1))
 
 
 def bicubic_baseline(scale: int = 2) -> list[tuple[str, float, float]]:

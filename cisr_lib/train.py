@@ -42,6 +42,7 @@ from cisr_lib.convert import seed_everything, tensor2uint, uint2tensor4
 from cisr_lib.data import EMBEDDED_VAL  # noqa: F401  (held out when training on the embedded photos)
 from cisr_lib.degradations import PAPER_CONFIGS, config_name, degrade, imresize
 from cisr_lib.device import select_device  # noqa: F401  (part of this module's API before device.py)
+from cisr_lib.files import atomic_write
 from cisr_lib.imageio import check_readable, check_writable
 from cisr_lib.metrics import psnr
 from cisr_lib.models import build_model
@@ -291,9 +292,7 @@ def _truncate_log(path: Path, step: int) -> None:
             return rec["step"] < step if "leg" in rec else rec["step"] <= step
 
         keep = [ln for ln in path.read_text().splitlines() if ln.strip() and kept(json.loads(ln))]
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(ln + "\n" for ln in keep))
-        os.replace(tmp, path)
+        atomic_write(path, "".join(ln + "\n" for ln in keep))
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

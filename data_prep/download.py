@@ -37,7 +37,6 @@ offline. CI never downloads: the tests serve generated files from 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import http.client
 import json
 import os
@@ -52,6 +51,8 @@ from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
 from tqdm import tqdm
+
+from cisr_lib.files import atomic_write, sha256_file  # one writer and one digest for the project
 
 try:
     from data_prep.verify import BadContent, check_content
@@ -130,26 +131,6 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path(os.environ.get("CISR_DATA") or "data")
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """SHA-256 (hex) of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _read_lock(lock_path: Path) -> dict:
     if not lock_path.exists():
         return {"files": {}}
@@ -167,7 +148,7 @@ def _record_lock(lock_path: Path, url: str, digest: str, size: int) -> None:
     lock["comment"] = ("SHA-256 of downloaded files, recorded on first download (trust on first use) "
                        "and checked on every later one; written by data_prep/download.py")
     lock["files"][url] = {"sha256": digest, "size": size}
-    _write_text_atomic(lock_path, json.dumps(lock, indent=1, sort_keys=True) + "\n")
+    atomic_write(lock_path, json.dumps(lock, indent=1, sort_keys=True) + "\n")
 
 
 def _host(url: str) -> str:
@@ -392,7 +373,7 @@ def extract_zip(zip_path: str | os.PathLike, dest_dir: str | os.PathLike) -> lis
                         tmp.unlink()
     except zipfile.BadZipFile as exc:
         raise DownloadError(f"{zip_path} is not a valid zip archive ({exc}); delete it and download it again") from exc
-    _write_text_atomic(marker, "\n".join(t.relative_to(dest.resolve()).as_posix() for _, t in files) + "\n")
+    atomic_write(marker, "\n".join(t.relative_to(dest.resolve()).as_posix() for _, t in files) + "\n")
     return [t for _, t in files]
 
 
