@@ -69,7 +69,7 @@ def test_chosen_copy_is_nearly_closest_for_true_hr(hr, s):
 def test_shapes(s, h, w, aux_mode):
     m = ARM(s, aux_mode=aux_mode, **SMALL)
     z, x = torch.rand(2, 3, h, w), torch.rand(2, 3, s * h, s * w)
-    y, extras = m(z, x, return_extras=True)
+    y, extras = m(x, z, return_extras=True)
     assert y.shape == z.shape
     assert extras["g"].shape == z.shape and extras["u"].shape == z.shape
     torch.testing.assert_close(extras["t"].sum(1), torch.ones(2, h, w))
@@ -92,18 +92,18 @@ def test_long_skip_and_tail():
         m.tail.weight.zero_()
         m.tail.bias.zero_()
     z, x = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 16, 16)
-    y, e = m(z, x, return_extras=True)
+    y, e = m(x, z, return_extras=True)
     torch.testing.assert_close(y, e["v"])  # y = 0 + v when the residual branch is silent
     m_z = ARM(2, skip="z", **SMALL)
     with torch.no_grad():
         m_z.tail.weight.zero_()
         m_z.tail.bias.zero_()
-    torch.testing.assert_close(m_z(z, x), z)
+    torch.testing.assert_close(m_z(x, z), z)
     m_none = ARM(2, skip="none", **SMALL)
     with torch.no_grad():
         m_none.tail.weight.zero_()
         m_none.tail.bias.zero_()
-    assert torch.equal(m_none(z, x), torch.zeros_like(z))
+    assert torch.equal(m_none(x, z), torch.zeros_like(z))
 
 
 def test_nonlocal_uses_the_registered_copy_and_the_blocking_mask():
@@ -111,9 +111,9 @@ def test_nonlocal_uses_the_registered_copy_and_the_blocking_mask():
     m = ARM(2, **SMALL)
     z, x = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 16, 16)
     mask = torch.ones(1, 1, 8, 8)
-    _, e = m(z, x, mask=mask, return_extras=True)
+    _, e = m(x, z, mask=mask, return_extras=True)
     torch.testing.assert_close(e["u"], m.nonlocal_op(z, x[:, :, 1::2, 1::2], mask))
-    _, e0 = m(z, x, mask=torch.zeros(1, 1, 8, 8), return_extras=True)
+    _, e0 = m(x, z, mask=torch.zeros(1, 1, 8, 8), return_extras=True)
     assert torch.equal(e0["u"], z)  # everything masked: u falls back to z
 
 
@@ -131,7 +131,7 @@ def test_ablations_remove_streams(kw, images, in_ch):
     assert m.images == images and m.head.in_channels == in_ch
     z = torch.rand(1, 3, 8, 8, requires_grad=True)
     x = torch.rand(1, 3, 16, 16, requires_grad=True)
-    y = m(z if m.use_input else None, x if m.use_aux else None)
+    y = m(x if m.use_aux else None, z if m.use_input else None)
     y.mean().backward()
     assert (z.grad is not None) == m.use_input and (x.grad is not None) == m.use_aux
     if kw.get("nonlocal_mode") == "traditional":

@@ -34,9 +34,9 @@ def test_first_auxiliary_input_is_bicubic_z(monkeypatch):
     seen = {}
     real = m.arm.forward
 
-    def spy(z, x, mask=None, return_extras=False):
+    def spy(x, z, mask=None, return_extras=False):
         seen["x0"] = x
-        return real(z, x, mask, return_extras)
+        return real(x, z, mask, return_extras)
 
     monkeypatch.setattr(m.arm, "forward", spy)
     z = torch.rand(1, 3, 6, 6)

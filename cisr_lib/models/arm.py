@@ -144,16 +144,16 @@ class ARM(StreamModule):
 
     def forward(
         self,
-        z: torch.Tensor | None,
         x: torch.Tensor | None,
+        z: torch.Tensor | None,
         mask: torch.Tensor | None = None,
         return_extras: bool = False,
     ):
-        """y = P(x, z).
+        """y = P(x, z), the arguments in the paper's order (eq. 7).
 
         Args:
-            z: (B, 3, H, W) compressed LR image in [0, 1] (ignored when ``use_input`` is False).
             x: (B, 3, sH, sW) auxiliary HR estimate (ignored when ``use_aux`` is False).
+            z: (B, 3, H, W) compressed LR image in [0, 1] (ignored when ``use_input`` is False).
             mask: (B, 1, H, W) d(z) from blocking.blocking_mask; computed here when None.
             return_extras: also return a dict with g, u, v, t (the weight maps) when present.
 

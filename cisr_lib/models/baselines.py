@@ -46,7 +46,7 @@ class CascadeNet(nn.Module):
 
     def forward(self, z: torch.Tensor, steps: int | None = None):
         """z (B, 3, H, W) -> ([y (B, 3, H, W)], [x (B, 3, sH, sW)]); ``steps`` is ignored (J = 1)."""
-        y = self.arm(z, None)
+        y = self.arm(None, z)
         x = self.rem(y, None)
         return [y], [x]
 
@@ -68,7 +68,7 @@ class ParallelNet(nn.Module):
 
     def forward(self, z: torch.Tensor, steps: int | None = None):
         """z (B, 3, H, W) -> ([P(z)], [fused HR]); ``steps`` is ignored (J = 1)."""
-        y = self.arm(z, None)  # (B, 3, H, W)
+        y = self.arm(None, z)  # (B, 3, H, W)
         xa = self.sr_direct(None, z)  # (B, 3, sH, sW)
         xb = self.sr_restored(None, y)  # REM's "input" stream is the restored image here
         x, _ = self.fuse(xa, xb)  # x = t1 * xa + t2 * xb, t1 + t2 = 1

@@ -40,7 +40,7 @@ class PSINet(nn.Module):
     """ARM and REM unfolded J times with shared parameters (Fig. 1(c), Sec. III-C).
 
     Args:
-        arm: Module I, called as arm(z, x, mask).
+        arm: Module I, called as arm(x, z, mask): P(x, z) of eq. (7).
         rem: Module II, called as rem(y, z, mask).
         scale: up-scaling factor s.
         steps: default number of unfolding steps J.
@@ -86,7 +86,7 @@ class PSINet(nn.Module):
         x = imresize_torch(z, self.scale) if x0 is None else x0  # x_0 = bicubic(z), (B, 3, sH, sW)
         ys, xs = [], []
         for _ in range(steps):
-            y = self.arm(z, x, mask)  # y_j = P(x_{j-1}, z)
+            y = self.arm(x, z, mask)  # y_j = P(x_{j-1}, z)
             x = self.rem(y, z, mask)  # x_j = R(y_j, z)
             ys.append(y)
             xs.append(x)
