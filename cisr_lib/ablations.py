@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from cisr_lib import paper
 from cisr_lib.pretrained import WEIGHTS_DIR, export_weights
 
 FORMAT = "cisr-psi-ablations/1"
@@ -42,20 +43,8 @@ EXPORT_DIR = WEIGHTS_DIR / "ablations"
 SEEDS = (0, 1, 2)
 FRAMEWORKS = ("plain", "cascade", "parallel", "psi")  # plus bicubic, which is not trained
 
-# Table III, in the paper's order: (run name, label, ablation, skip, paper PSNR at x2 JPEG10, tiny model)
-TABLE_III = (
-    ("no_arm_input", "w/o I-CI", ("no_arm_input",), "adaptive", 27.93),
-    ("no_arm_aux", "w/o I-AI", ("no_arm_aux",), "adaptive", 27.91),
-    ("no_rem_input", "w/o II-CI", ("no_rem_input",), "adaptive", 27.93),
-    ("no_rem_aux", "w/o II-AI", ("no_rem_aux",), "adaptive", 27.88),
-    ("no_nonlocal", "w/o non-local operator", ("no_nonlocal",), "adaptive", 27.94),
-    ("traditional_nonlocal", "traditional non-local operator", ("traditional_nonlocal",), "adaptive", 27.95),
-    ("skip_none", "w/o residual", (), "none", 27.90),
-    ("skip_z", "z as residual", (), "z", 27.95),
-    ("skip_g", "g as residual", (), "g", 27.96),
-    ("skip_u", "u as residual", (), "u", 27.97),
-)
-PAPER_OURS = 28.01  # Table III leaves "Ours" to the tiny model of Table II: x2, JPEG QF 10 = 28.01 dB
+TABLE_III = paper.TABLE_III  # (run name, label, ablation, skip, paper PSNR at x2 JPEG10, tiny model)
+PAPER_OURS = paper.TABLE_III_OURS  # Table III's "Ours": the tiny model of Table II, x2 JPEG q10
 
 
 @dataclasses.dataclass

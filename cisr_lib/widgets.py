@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from cisr_lib import paper
 from cisr_lib.degradations import PAPER_CONFIGS, compress_with_bitstream, imresize, modcrop
 from cisr_lib.imageio import encode_image
 from cisr_lib.metrics import psnr
+from cisr_lib.models.combine import SKIP_MODES
 
 
 def _png(img: np.ndarray) -> bytes:
@@ -210,10 +212,9 @@ class AttentionInspector:
 
 
 # The four input streams of Fig. 2 that Table III cuts: (control label, ablation name).
-ABLATION_STREAMS = (("I-CI", "no_arm_input"), ("I-AI", "no_arm_aux"), ("II-CI", "no_rem_input"),
-                    ("II-AI", "no_rem_aux"))
+ABLATION_STREAMS = paper.STREAMS  # Table III's four input streams and the ablation removing each
 NONLOCAL_CHOICES = {"learned": None, "traditional": "traditional_nonlocal", "none": "no_nonlocal"}
-SKIP_CHOICES = ("adaptive", "none", "z", "g", "u")
+SKIP_CHOICES = SKIP_MODES  # the long-skip modes of Table III (cisr_lib.models.combine)
 UNTRAINED = "not trained; change one thing at a time"
 
 

@@ -1,0 +1,31 @@
+"""cisr_lib/paper.py: the published numbers are consistent with each other and with the code."""
+
+import numpy as np
+import pytest
+
+from cisr_lib import ablations, paper, widgets
+from cisr_lib.models.combine import SKIP_MODES
+from cisr_lib.models.config import ABLATIONS
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_table_i_psnr_is_the_mean_of_the_table_ii_row(scale):
+    for method, row in paper.TABLE_II[scale].items():
+        assert abs(np.mean(list(row.values())) - paper.TABLE_I[scale][method][0]) < 0.01, (scale, method)
+
+
+def test_tables_cover_the_paper_configs_and_methods():
+    assert paper.CONFIG_NAMES == ("jpeg10", "jpeg20", "jpeg30", "jpeg40", "jpeg50",
+                                  "webp5", "webp10", "webp20", "webp30", "webp40")
+    for s in (2, 3, 4):
+        assert set(paper.TABLE_I[s]) == set(paper.TABLE_II[s]) == {"tiny", "full", "DnCNN + USRNet"}
+        assert all(tuple(r) == paper.CONFIG_NAMES for r in paper.TABLE_II[s].values())
+        assert paper.TABLE_II[s]["full"]["jpeg10"] > paper.TABLE_II[s]["tiny"]["jpeg10"]
+
+
+def test_table_iii_names_the_code_and_is_the_one_everyone_reads():
+    for run, _, ablation, skip, psnr in paper.TABLE_III:
+        assert set(ablation) <= set(ABLATIONS) and skip in SKIP_MODES and 27 < psnr < 29
+    assert paper.TABLE_III_OURS == 28.01 and max(r[4] for r in paper.TABLE_III) < paper.TABLE_III_OURS
+    assert ablations.TABLE_III is paper.TABLE_III and widgets.ABLATION_STREAMS is paper.STREAMS
+    assert {name for _, name in paper.STREAMS} <= set(ABLATIONS)
