@@ -45,6 +45,8 @@ options trade fidelity to the protocol for time, both None by default (the paper
 ``window=R`` bounds the non-local search to a (2R+1)^2 neighbourhood (passed to
 :func:`cisr_lib.pretrained.load_model`; it changes the outputs, hence the method id), and
 ``max_side=N`` evaluates a centre crop of at most N x N HR pixels (see :func:`centre_crop`).
+
+Derived in notebooks/10_evaluation.ipynb
 """
 
 from __future__ import annotations

@@ -44,6 +44,8 @@ Design decisions:
   ``tile=None, window=None`` runs the paper's whole-image network.
 * The model runs in eval mode under ``torch.inference_mode()``; a module passed in gets its
   training flag, non-local windows and memory format back afterwards.
+
+Derived in notebooks/12_real_world_and_new_degradations.ipynb
 """
 
 from __future__ import annotations
