@@ -67,3 +67,17 @@ def test_the_readme_weights_table_is_the_shipped_files_own():
     readme = (Path(ship.__file__).resolve().parent.parent / "README.md").read_text()
     block = readme.split("<!-- weights:start -->\n", 1)[1].split("\n<!-- weights:end -->", 1)[0]
     assert block == ship.weights_table(), "run: python -m cisr_lib.ship --table --readme"
+
+
+def test_each_shipped_card_shows_the_numbers_stored_in_its_weights_file():
+    from cisr_lib.checkpoint import load_checkpoint
+    from cisr_lib.pretrained import WEIGHTS_DIR
+
+    for pt in sorted(WEIGHTS_DIR.glob("*.pt")):
+        val = load_checkpoint(pt)["meta"]["val"]
+        card = pt.with_suffix(".md").read_text()
+        mean = f"| **mean** | **{val['bicubic']:.2f}** | **{val['psnr']:.2f}** | **{val['psnr'] - val['bicubic']:+.2f}** |"
+        assert mean in card, pt.name
+        for cfg, v in val["per_config"].items():
+            b = val["bicubic_per_config"][cfg]
+            assert f"| {cfg} | {b:.2f} | {v:.2f} | {v - b:+.2f} |" in card, (pt.name, cfg)
