@@ -58,6 +58,8 @@ def _train(arm: str, minutes: float, init: str, val_every: int) -> None:
            "--val-crop", "192", "--minutes", str(minutes), "--threads", "1", "--patience", "1000", "--quiet",
            *ARMS[arm]]
     print(f"[{time.strftime('%H:%M:%S')}] {arm}: {' '.join(cmd[3:])}", flush=True)
+    (RUNS / arm).mkdir(parents=True, exist_ok=True)
+    (RUNS / arm / STOPPED).unlink(missing_ok=True)  # a rerun that finishes is not reported as stopped
     r = subprocess.run(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if r.returncode:  # a diverged arm is a result, not a failure of the study
         message = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit status {r.returncode}"
@@ -73,6 +75,8 @@ def _curves(arms: list[str]) -> dict[str, list[tuple[float, int, float]]]:
     for arm in arms:
         if (RUNS / arm / "log.jsonl").exists():
             vals = read_log(RUNS / arm)[1]
+            if not vals:  # stopped before its first validation: nothing to plot (the table says why)
+                continue
             out[arm] = [(v["elapsed"] / 60, v["step"], v["val_psnr"] - v["val_bicubic"]) for v in vals]
     return out
 
@@ -127,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         for arm in args.only:
             _train(arm, args.minutes, args.init, args.val_every)
     curves = _curves(list(ARMS))
+    ran = {json.loads((RUNS / a / "config.json").read_text())["train"]["max_minutes"] for a in curves}
+    if len(ran) == 1:
+        args.minutes = ran.pop()  # what the kept runs used, not this command's default
     if not curves:
         print("no recipe runs in runs/recipe: run without --render first", file=sys.stderr)
         return 2

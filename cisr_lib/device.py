@@ -30,6 +30,8 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
         raise ValueError(f"unknown device {device!r}: {first}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
         raise ValueError(f"device {device!r} requested but Apple MPS is not available")
     return dev

@@ -41,6 +41,10 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, overwrite: bool = T
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent that is a file, a read-only file system, ...
+        reason = "a parent of it is a file, not a folder" if isinstance(exc, FileExistsError) else exc.strerror or exc
+        raise WriteError(f"cannot write {path}: {reason}") from None
+    try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         try:
             with os.fdopen(fd, "wb") as f:

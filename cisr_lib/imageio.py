@@ -398,16 +398,24 @@ def check_writable(path: PathLike, overwrite: bool = False) -> Path:
         ImageSaveError: ``path`` is a folder, or the file cannot be created there.
     """
     p = Path(path)
-    if p.is_dir():
+    try:
+        is_dir, exists = p.is_dir(), p.exists()  # a name over the file system's limit raises here
+    except OSError as exc:
+        raise ImageSaveError(f"cannot write {p}: {exc.strerror or one_line(exc)}") from None
+    if is_dir:
         raise ImageSaveError(f"cannot write {p}: it is a folder")
-    if not overwrite and p.exists():
+    if not overwrite and exists:
         raise ImageWriteError(f"refusing to overwrite {p}: it exists (pass overwrite=True)")
     tmp = p.with_name(f".{p.name}.{secrets.token_hex(4)}.tmp")
     made = [d for d in (p.parent, *p.parent.parents) if not d.exists()]  # created for the probe only
     try:
+        if p.parent.exists() and not p.parent.is_dir():
+            raise FileExistsError(f"{p.parent} is a file")
         p.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         os.unlink(tmp)
+    except FileExistsError:
+        raise ImageSaveError(f"cannot write {p}: a parent of it is a file, not a folder") from None
     except OSError as exc:
         raise ImageSaveError(f"cannot write {p}: {exc.strerror or one_line(exc)}") from None
     finally:

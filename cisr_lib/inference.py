@@ -78,6 +78,8 @@ DEFAULT_WINDOW = 3
 against time on the validation photos (docs/model.md, "Search window"; benchmarks/window_choice.py)."""
 
 PROGRESS_MIN_TILES = 8
+"""``progress=None`` shows a bar over the tiles when an image has more tiles than this."""
+
 # Outputs of at least this many megapixels get a LargeImageWarning with the memory they need
 # (the same rule for every input: Pillow's own warning, at 89 MP of input, is silenced).
 LARGE_OUTPUT_MP = 50
@@ -95,7 +97,6 @@ def memory_estimate(h: int, w: int, channels: int, scale: int, tile: int | None)
     band_rows = (h if tile is None else min(tile, h)) * scale
     band = 3 * band_rows * w * scale * 4
     return 2 * out + band + h * w * channels
-"""``progress=None`` shows a bar over the tiles when an image has more tiles than this."""
 
 
 def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:

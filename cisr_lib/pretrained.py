@@ -55,9 +55,16 @@ def write_sums(folder: str | os.PathLike = WEIGHTS_DIR) -> Path:
 
 
 def verify_published(path: str | os.PathLike) -> None:
-    """Refuse a file in a folder with ``SHA256SUMS`` whose digest differs from the published one."""
+    """Refuse a file in a folder with ``SHA256SUMS`` whose digest differs from the published one,
+    and a file in the shipped weights folder that the sums do not list."""
     path = Path(path)
-    want = read_sums(path.parent).get(path.name) if path.is_file() else None
+    if not path.is_file():
+        return
+    sums = read_sums(path.parent)
+    want = sums.get(path.name)
+    if want is None and sums and path.parent.resolve() == WEIGHTS_DIR.resolve():
+        raise CheckpointError(f"{path} is not listed in {SUMS_NAME}: shipped weights are added with "
+                              "python -m cisr_lib.ship, or listed with cisr_lib.pretrained.write_sums()")
     if want is not None and sha256_file(path) != want:
         raise CheckpointError(f"{path} does not match its published SHA-256 in {SUMS_NAME}: it is corrupted "
                               "or was replaced (reinstall the package, or restore the file with git)")
@@ -133,9 +140,14 @@ def load_model(path: str | os.PathLike, scale: int | None = None, device: str | 
     if scale is not None and cfg.get("scale") != int(scale):
         raise CheckpointError(f"{path} holds a x{cfg.get('scale')} model, not x{scale}")
     try:
-        model = _rebuild({**cfg, **runtime})
+        with torch.device("meta"):  # sizes first, on no memory: each setting is bounded, their product is not
+            n_model = sum(p.numel() for p in _rebuild({**cfg, **runtime}).parameters())
     except (ValueError, TypeError, KeyError) as exc:  # a configuration out of bounds or of the wrong shape
         raise CheckpointError(f"{path} asks for an invalid model: {exc}") from None
+    n_file = sum(v.numel() for v in sd.values() if v.is_floating_point())
+    if n_model > n_file:
+        raise CheckpointError(f"{path} asks for a model of {n_model:,} parameters but holds {n_file:,} weights")
+    model = _rebuild({**cfg, **runtime})
     try:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
     except RuntimeError as exc:

@@ -25,7 +25,7 @@ from cisr_lib.pretrained import WEIGHTS_DIR, export_weights, write_sums
 TARGET_GAIN = {2: 1.0, 3: 0.7, 4: 0.5}  # mean PSNR-Y gain over bicubic the shipped micro weights aim at
 
 
-def lineage(run: str | os.PathLike, upto: int | None = None) -> list[dict]:
+def lineage(run: str | os.PathLike, upto: int | None = None, _seen: frozenset = frozenset()) -> list[dict]:
     """Every leg of training behind a run's ``best.pt``, oldest first.
 
     A run started with ``--init`` continues the lineage of what it started from: another run's
@@ -42,6 +42,9 @@ def lineage(run: str | os.PathLike, upto: int | None = None) -> list[dict]:
     from cisr_lib.train import read_legs, read_log
 
     run = Path(run)
+    if run.resolve() in _seen:
+        raise ValueError(f"{run} starts (through --init) from itself: its lineage is a loop")
+    _seen = _seen | {run.resolve()}
     tc = json.loads((run / "config.json").read_text())["train"]
     train_log, vals = read_log(run)
     if upto is None:
@@ -55,7 +58,7 @@ def lineage(run: str | os.PathLike, upto: int | None = None) -> list[dict]:
                 step = ck["step"] if "step" in ck else ck["state"]["step"]
             except (CheckpointError, KeyError):
                 step = None
-            before = lineage(init.parent, step)
+            before = lineage(init.parent, step, _seen)
         elif init.exists():
             meta = load_checkpoint(init).get("meta", {})
             before = meta.get("lineage") or [{"run": meta.get("run", init.stem), "from_step": 0,

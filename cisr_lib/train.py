@@ -500,9 +500,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
         if main_proc:
             lv = float(loss_value)
             if not math.isfinite(lv):  # the model and data were checked finite: the optimisation diverged
+                start_from = (f"from {out / 'best.pt'} (--init) " if (out / "best.pt").exists() else "")
                 raise DivergedError(f"the loss became {lv} at step {step}: training diverged. Start a new run "
-                                    f"from {out / 'best.pt'} (--init) with a lower --lr"
-                                    + ("" if cfg.grad_clip else " or with --grad-clip 1.0"))
+                                    f"{start_from}with a lower --lr" + ("" if cfg.grad_clip else " or with --grad-clip 1.0"))
             _log(out / "log.jsonl", {"step": step, "loss": lv, "lr": sched.get_last_lr()[0],
                                      "elapsed": round(state["elapsed"], 3)})
             bar.set_postfix(loss=f"{lv:.4f}", best=f"{state['best']:.2f}")

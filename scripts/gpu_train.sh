@@ -10,7 +10,9 @@
 # x2 starts from the shipped tiny_x2 weights when they exist (else from scratch); x4 and x3 start
 # from this run's x2 (only the ARM head and the REM up-sampler differ). Each scale is exported with
 # `python -m cisr_lib.ship` into $OUT/weights/ (NAME.pt, NAME.md, SHA256SUMS), and the run logs go
-# to $OUT/logs.tar.gz: 8 files in all for three scales. Copy $OUT/weights/* into cisr_lib/weights/.
+# to $OUT/logs.tar.gz: 8 files in all for three scales. To ship them, copy $OUT/weights/*.pt and *.md
+# (not its SHA256SUMS, which lists only these files) into cisr_lib/weights/, then run
+#     python -c "from cisr_lib.pretrained import write_sums; write_sums()"
 #
 # Settings (environment variables; defaults are for one H100/H200):
 #   MODEL=tiny  SCALES="2 4 3"  MINUTES="5 1.5 1.5" (training minutes per scale, validation not counted)
@@ -36,6 +38,9 @@ VAL_EVERY=${VAL_EVERY:-500}
 DATA=${DATA:-.gpu_data}
 RUNS=${RUNS:-runs/gpu}
 PYTHON=${PYTHON:-python3}
+if [ -n "${INIT_X2:-}" ] && [ "$INIT_X2" != none ] && [ ! -f "$INIT_X2" ]; then
+    echo "gpu_train.sh: INIT_X2=$INIT_X2 does not exist" >&2; exit 2
+fi
 INIT_X2=${INIT_X2:-cisr_lib/weights/${MODEL}_x2.pt}
 read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
 
@@ -69,7 +74,7 @@ for i in "${!SCALE_LIST[@]}"; do
          --data "$DATA/train" --val-data "$DATA/val" --val-crop 192 --val-every "$VAL_EVERY"
          --batch-size "$BATCH" --patch "$PATCH" --lr "$LR" --warmup 100 --grad-clip 1.0
          --workers "$WORKERS" --precision "$PRECISION" --device "$DEVICE" --minutes "$minutes"
-         "${init[@]}" --quiet "${EXTRA_ARGS[@]}")
+         ${init[@]+"${init[@]}"} --quiet ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"})
     echo "+ ${cmd[*]}"
     start=$(date +%s)
     "${cmd[@]}"

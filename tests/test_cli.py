@@ -108,7 +108,8 @@ def test_unwritable_output_is_one_line(tmp_path, photo, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     assert main(["degrade", str(path), str(blocker / "out")]) == 2
-    _one_error_line(capsys)
+    line = _one_error_line(capsys)
+    assert "cannot write" in line and "refusing to overwrite" not in line, line  # not "it exists"
 
 
 def test_console_script_runs_as_a_module(tmp_path):

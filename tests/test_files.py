@@ -47,3 +47,9 @@ def test_sha256_matches_hashlib(tmp_path):
     data = os.urandom(3 << 20)
     (tmp_path / "f").write_bytes(data)
     assert sha256_file(tmp_path / "f") == hashlib.sha256(data).hexdigest()
+
+
+def test_a_parent_that_is_a_file_is_said_plainly(tmp_path):
+    (tmp_path / "f").write_text("a file")
+    with pytest.raises(WriteError, match="a parent of it is a file"):
+        atomic_write(tmp_path / "f" / "x.txt", "data")

@@ -82,6 +82,7 @@ def test_nan_weights_are_refused_by_load_model_and_load_matching(tmp_path):
     (dict(window=0), "window"),
     (dict(scale=8), "x8 model, not x2"),
     (dict(name="huge"), "unknown model configuration"),
+    (dict(n_feats=512, n_groups=32, n_blocks=64), "config asks for about [0-9,]+ parameters in its trunks"),
 ])
 def test_a_config_out_of_bounds_is_refused_before_anything_is_built(tmp_path, change, words):
     path = _save(tmp_path / "bad.pt", **change)
@@ -90,6 +91,12 @@ def test_a_config_out_of_bounds_is_refused_before_anything_is_built(tmp_path, ch
         load_model(path, scale=2)
     assert time.perf_counter() - t0 < 5  # no 14 GB allocation, no million-step loop
     assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+
+
+def test_a_file_holding_fewer_weights_than_its_config_asks_for_is_refused(tmp_path):
+    path = _save(tmp_path / "small.pt", n_feats=16)  # the weights of an 8-feature model
+    with pytest.raises(CheckpointError, match="asks for a model of [0-9,]+ parameters but holds"):
+        load_model(path)
 
 
 def test_a_text_file_is_not_a_weights_file(tmp_path):

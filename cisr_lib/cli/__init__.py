@@ -237,4 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     except _user_errors() as exc:
         print(f"cisr {args.command}: error: {one_line(exc, max_chars=4000)}", file=sys.stderr)  # ours: whole
         return 2
+    except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+        if not isinstance(exc, MemoryError) and "out of memory" not in str(exc).lower():
+            raise
+        hint = " (try a smaller --tile)" if args.command == "upscale" else ""
+        print(f"cisr {args.command}: error: out of memory{hint}: {one_line(exc)}", file=sys.stderr)
+        return 2
 

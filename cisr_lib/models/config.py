@@ -54,8 +54,16 @@ def module_kwargs(cfg: dict) -> dict:
 # asking for n_feats=20000 or steps=10**6 is refused before anything is allocated.
 INT_BOUNDS = {"n_feats": (1, 512), "n_groups": (1, 32), "n_blocks": (1, 64), "steps": (1, 32),
               "reduction": (1, 512), "patch": (1, 15), "nl_hidden": (1, 1024), "comb_hidden": (1, 1024),
-              "chunk_elems": (1024, 2**34)}
+              "chunk_elems": (1024, 2**27)}
 WINDOW_MAX = 256
+MAX_PARAMETERS = 100_000_000  # about 11x the paper's full model; each size alone is bounded, this bounds the product
+
+
+def approx_parameters(cfg: dict) -> int:
+    """Parameters of the two trunks (ARM and REM): 2 x groups x blocks x (two 3x3 convs + channel
+    attention), which dominate every configuration (the paper's full model: about 8.8 M of them)."""
+    c = cfg["n_feats"]
+    return 2 * cfg["n_groups"] * cfg["n_blocks"] * (2 * 9 * c * c + 2 * c * max(1, c // cfg["reduction"]))
 AGGREGATES = ("centre", "patch")
 
 
@@ -68,6 +76,10 @@ def check_config(cfg: dict) -> None:
         v = cfg[key]
         if not is_int(v) or not lo <= v <= hi:
             raise ValueError(f"config {key} must be a whole number from {lo} to {hi}, got {v!r}")
+    if approx_parameters(cfg) > MAX_PARAMETERS:
+        raise ValueError(f"config asks for about {approx_parameters(cfg):,} parameters in its trunks "
+                         f"(n_feats={cfg['n_feats']}, n_groups={cfg['n_groups']}, n_blocks={cfg['n_blocks']}); "
+                         f"the limit is {MAX_PARAMETERS:,}")
     if cfg["patch"] % 2 == 0:
         raise ValueError(f"config patch must be odd, got {cfg['patch']}")
     w = cfg["window"]
