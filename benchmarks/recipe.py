@@ -17,9 +17,12 @@ draws docs/figures/recipe.png from the logs)::
 
     python benchmarks/recipe.py --minutes 10 --docs           # all arms: about an hour
     python benchmarks/recipe.py --only base ema --minutes 10
-    python benchmarks/recipe.py --render --docs               # tables and figure from the runs kept
+    python benchmarks/recipe.py --only --docs                 # collect the runs kept: JSON, table, figure
+    python benchmarks/recipe.py --render --docs               # the table again from benchmarks/recipe.json
 
-Runs are kept in ``runs/recipe/ARM`` and resumed when re-run with the same settings.
+Runs are kept in ``runs/recipe/ARM`` and resumed when re-run with the same settings; the committed
+``benchmarks/recipe.json`` holds every curve, and ``tests/test_benchmark_blocks.py`` checks that the
+docs block is what it renders.
 """
 
 from __future__ import annotations
@@ -105,11 +108,21 @@ def _figure(curves: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def _table(curves: dict) -> str:
+def render(res: dict) -> str:
+    """The docs block of a saved result (benchmarks/recipe.json)."""
+    return "\n".join([
+        f"`python benchmarks/recipe.py --minutes {res['minutes']:g}` on {res['date']}: micro x2 from `{res['init']}`, "
+        f"{res['minutes']:g} training minutes per arm on one thread of this {res['cores']}-core CPU, validation every "
+        f"{res['val_every']} steps (gain = mean PSNR-Y over bicubic on 192-pixel crops of photos 041-049, 10 configs):",
+        "", _table(res["curves"], res.get("stopped", {})), "",
+        "![validation gain against training minutes](figures/recipe.png)"])
+
+
+def _table(curves: dict, stopped_by: dict) -> str:
     rows = ["| arm | change | steps | validations | gain at the end (dB) | best gain (dB) | how it ended |",
             "|---|---|---|---|---|---|---|"]
     for arm, pts in curves.items():
-        stopped = _stopped(arm)
+        stopped = stopped_by.get(arm)
         ended = "time budget" if stopped is None else stopped.replace("cisr train: error: ", "").split(". ")[0]
         rows.append(f"| {arm} | {CHANGES[arm]} | {pts[-1][1]:,} | {len(pts)} | "
                     f"{pts[-1][2]:+.3f} | {max(p[2] for p in pts):+.3f} | {ended} |")
@@ -118,37 +131,34 @@ def _table(curves: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", nargs="+", choices=list(ARMS), default=[a for a in ARMS if a != "noclip"])
+    ap.add_argument("--only", nargs="*", choices=list(ARMS), default=[a for a in ARMS if a != "noclip"],
+                    help="arms to train (none: only collect the runs kept in runs/recipe)")
     ap.add_argument("--minutes", type=float, default=10.0, help="training minutes per arm")
     ap.add_argument("--val-every", type=int, default=300)
     ap.add_argument("--init", default=str(REPO / "cisr_lib" / "weights" / "micro_x2.pt"))
-    ap.add_argument("--render", action="store_true", help="only tables and figure from the runs kept")
+    ap.add_argument("--render", action="store_true", help="only the docs block, from the saved --out JSON")
     ap.add_argument("--docs", action="store_true")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "recipe.json"))
     args = ap.parse_args(argv)
 
-    if not args.render:
-        for arm in args.only:
-            _train(arm, args.minutes, args.init, args.val_every)
+    if args.render:  # from the saved JSON: the docs block is always what its JSON renders
+        res = json.loads(Path(args.out).read_text())
+        return publish(render(res), DOC, TAG, args.docs)
+    for arm in args.only:
+        _train(arm, args.minutes, args.init, args.val_every)
     curves = _curves(list(ARMS))
-    ran = {json.loads((RUNS / a / "config.json").read_text())["train"]["max_minutes"] for a in curves}
-    if len(ran) == 1:
-        args.minutes = ran.pop()  # what the kept runs used, not this command's default
     if not curves:
-        print("no recipe runs in runs/recipe: run without --render first", file=sys.stderr)
+        print("no recipe runs in runs/recipe with a validation", file=sys.stderr)
         return 2
-    res = {"date": time.strftime("%Y-%m-%d"), "minutes": args.minutes, "init": Path(args.init).name,
-           "cores": os.cpu_count(), "arms": {a: ARMS[a] for a in curves}, "curves": curves,
-           "stopped": {a: _stopped(a) for a in curves if _stopped(a)}}
+    ran = {json.loads((RUNS / a / "config.json").read_text())["train"]["max_minutes"] for a in curves}
+    res = {"date": time.strftime("%Y-%m-%d"), "minutes": ran.pop() if len(ran) == 1 else args.minutes,
+           "init": Path(args.init).name, "cores": os.cpu_count(), "val_every": args.val_every,
+           "arms": {a: ARMS[a] for a in curves}, "curves": curves,
+           "stopped": {a: _stopped(a) for a in ARMS if _stopped(a)}}
     Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
     if args.docs:
         _figure(curves, FIGURE)
-    md = "\n".join([
-        f"`python benchmarks/recipe.py --minutes {args.minutes:g}` on {res['date']}: micro x2 from `{res['init']}`, "
-        f"{args.minutes:g} training minutes per arm on one thread of this {res['cores']}-core CPU, validation every "
-        f"{args.val_every} steps (gain = mean PSNR-Y over bicubic on 192-pixel crops of photos 041-049, 10 configs):",
-        "", _table(curves), "", "![validation gain against training minutes](figures/recipe.png)"])
-    return publish(md, DOC, TAG, args.docs)
+    return publish(render(res), DOC, TAG, args.docs)
 
 
 if __name__ == "__main__":

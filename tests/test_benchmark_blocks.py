@@ -1,0 +1,52 @@
+"""Every generated block in the README and docs is what its committed JSON renders.
+
+The benchmark scripts write a JSON beside themselves and fill a block between markers; this test
+re-renders each block from its JSON (no measuring) and fails when the text differs, so no number in
+a block can be edited by hand or go stale against its JSON.
+"""
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+
+
+def _block(path: Path, tag: str) -> str:
+    text = path.read_text()
+    start, end = f"<!-- {tag}:start -->\n", f"\n<!-- {tag}:end -->"
+    assert start in text and end in text, f"{path.name} has no {tag} block"
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
+def _script(name: str):
+    sys.path.insert(0, str(BENCH))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def _saved(name: str) -> dict:
+    return json.loads((BENCH / f"{name}.json").read_text())
+
+
+CASES = {
+    "recipe": (ROOT / "docs" / "training.md", lambda m, r: m.render(r)),
+    "window_choice": (ROOT / "docs" / "model.md", lambda m, r: m.table(r["rows"], r["header"])),
+    "train_speed": (ROOT / "README.md", lambda m, r: m.report(r)),
+    "peers": (ROOT / "README.md", lambda m, r: m.render(r)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_block_is_what_its_json_renders(name):
+    if not (BENCH / f"{name}.json").exists():
+        pytest.skip(f"benchmarks/{name}.json not measured yet")
+    doc, render = CASES[name]
+    module = _script(name)
+    assert _block(doc, module.TAG) == render(module, _saved(name)), f"run: python benchmarks/{name}.py --render"
