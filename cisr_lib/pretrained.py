@@ -208,8 +208,9 @@ SHIPPED_NAMES = ("micro", "tiny")  # model names whose weights may ship in WEIGH
 def default_weights(scale: int) -> Path:
     """The shipped weights used when none are given: ``micro`` if shipped for the scale, else ``tiny``.
 
-    ``micro`` comes first because it is much faster on a CPU (README, engine speed); ``tiny`` gains more over bicubic
-    where both ship (see the model cards); pass ``weights="tiny"`` to use it."""
+    ``micro`` comes first because it is much faster on a CPU (README, engine speed); how much each
+    gains over bicubic is in its model card and the README's weights table; pass ``weights="tiny"``
+    for the tiny model."""
     for name in SHIPPED_NAMES:
         path = WEIGHTS_DIR / f"{name}_x{scale}.pt"
         if path.exists():
