@@ -8,25 +8,25 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from cisr_lib import files
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 def fill_block(path: Path, tag: str, md: str) -> int:
-    """Put ``md`` between the ``tag`` markers of ``path``; 0, or 2 (with a message) when they are missing."""
-    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
-    text = path.read_text()
-    if start not in text:
-        print(f"{path.name} has no {start} marker", file=sys.stderr)
+    """Put ``md`` between the ``tag`` markers of ``path`` (:func:`cisr_lib.files.fill_block`); 0, or 2
+    (with a message) when they are missing."""
+    try:
+        files.fill_block(path, tag, md)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
         return 2
-    path.write_text(re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{md}\n{end}", text,
-                           flags=re.S))
     return 0
 
 

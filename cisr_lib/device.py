@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from cisr_lib.messages import one_line
+
 
 def select_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` picks CUDA, then Apple MPS, then the CPU; anything else is a torch device name.
@@ -26,8 +28,7 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"unknown device {device!r}: {first}") from None
+        raise ValueError(f"unknown device {device!r}: {one_line(exc)}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():

@@ -2,13 +2,16 @@
 
 * :func:`atomic_write`: the one writer of whole files (a temporary file in the same folder, then a
   rename), so that a reader never sees half a file and a killed writer leaves the old one;
-* :func:`sha256_file`: content digests.
+* :func:`sha256_file`: content digests;
+* :func:`fill_block`: the text between ``<!-- TAG:start -->`` and ``<!-- TAG:end -->`` markers of a
+  README or docs page, which the scripts that generate it replace.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -79,3 +82,18 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def fill_block(path: str | os.PathLike, tag: str, md: str) -> None:
+    """Put ``md`` between the ``tag`` markers of ``path`` (atomically).
+
+    Raises:
+        ValueError: the file has no such markers.
+    """
+    path = Path(path)
+    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
+    text = path.read_text()
+    if start not in text or end not in text:
+        raise ValueError(f"{path.name} has no {start} ... {end} block")
+    atomic_write(path, re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{md}\n{end}", text,
+                              flags=re.S))

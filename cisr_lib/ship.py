@@ -19,6 +19,7 @@ import platform
 import sys
 from pathlib import Path
 
+from cisr_lib.files import fill_block
 from cisr_lib.pretrained import WEIGHTS_DIR, export_weights, write_sums
 
 
@@ -186,16 +187,6 @@ def weights_table(folder: str | os.PathLike = WEIGHTS_DIR) -> str:
     return "\n".join(rows)
 
 
-def _fill_readme(md: str, tag: str = "weights") -> None:
-    readme = WEIGHTS_DIR.parent.parent / "README.md"
-    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
-    text = readme.read_text()
-    if start not in text or end not in text:
-        raise ValueError(f"{readme} has no {start} ... {end} block")
-    head, rest = text.split(start, 1)
-    readme.write_text(head + start + "\n" + md + "\n" + end + rest.split(end, 1)[1])
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cisr_lib.ship", description=__doc__.splitlines()[0])
     ap.add_argument("run", nargs="?", help="training run folder (holds best.pt, config.json, log.jsonl)")
@@ -212,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         md = weights_table(args.dest)
         print(md)
         if args.readme:
-            _fill_readme(md)
+            fill_block(WEIGHTS_DIR.parent.parent / "README.md", "weights", md)
         return 0
     if not args.run or not args.name:
         ap.error("RUN and NAME are required (or --table)")

@@ -53,3 +53,14 @@ def test_a_parent_that_is_a_file_is_said_plainly(tmp_path):
     (tmp_path / "f").write_text("a file")
     with pytest.raises(WriteError, match="a parent of it is a file"):
         atomic_write(tmp_path / "f" / "x.txt", "data")
+
+
+def test_fill_block_replaces_only_between_its_markers(tmp_path):
+    from cisr_lib.files import fill_block
+
+    p = tmp_path / "README.md"
+    p.write_text("a\n<!-- t:start -->\nold\n<!-- t:end -->\nb\n")
+    fill_block(p, "t", "new $1 \\1")  # no regex escapes are applied to the text
+    assert p.read_text() == "a\n<!-- t:start -->\nnew $1 \\1\n<!-- t:end -->\nb\n"
+    with pytest.raises(ValueError, match="no <!-- u:start -->"):
+        fill_block(p, "u", "x")
