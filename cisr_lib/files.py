@@ -16,6 +16,11 @@ import secrets
 from pathlib import Path
 
 
+def temp_name(path: Path) -> Path:
+    """The temporary file beside ``path`` that a write goes through: ``.NAME.<8 hex>.tmp``."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+
+
 class WriteError(OSError):
     """A file cannot be written (read-only folder or file system, full disk, name too long, ...);
     the message names the destination, never the temporary file."""
@@ -41,7 +46,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, overwrite: bool = T
     payload = data.encode() if isinstance(data, str) else data
     if not overwrite and path.exists():
         raise FileExistsError(f"refusing to overwrite {path}: it exists")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp = temp_name(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a parent that is a file, a read-only file system, ...

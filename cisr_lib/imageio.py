@@ -29,7 +29,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import secrets
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ import numpy as np
 import PIL
 from PIL import Image
 
-from cisr_lib.files import WriteError, atomic_write
+from cisr_lib.files import WriteError, atomic_write, temp_name
 from cisr_lib.messages import one_line
 
 __all__ = [
@@ -406,7 +405,7 @@ def check_writable(path: PathLike, overwrite: bool = False) -> Path:
         raise ImageSaveError(f"cannot write {p}: it is a folder")
     if not overwrite and exists:
         raise ImageWriteError(f"refusing to overwrite {p}: it exists (pass overwrite=True)")
-    tmp = p.with_name(f".{p.name}.{secrets.token_hex(4)}.tmp")
+    tmp = temp_name(p)  # the name the real write will use
     made = [d for d in (p.parent, *p.parent.parents) if not d.exists()]  # created for the probe only
     try:
         if p.parent.exists() and not p.parent.is_dir():

@@ -40,7 +40,6 @@ import argparse
 import http.client
 import json
 import os
-import secrets
 import stat
 import sys
 import zipfile
@@ -52,7 +51,7 @@ from urllib.request import Request, urlopen
 
 from tqdm import tqdm
 
-from cisr_lib.files import atomic_write, sha256_file  # one writer and one digest for the project
+from cisr_lib.files import atomic_write, sha256_file, temp_name  # one writer and one digest for the project
 
 try:
     from data_prep.verify import BadContent, check_content
@@ -362,7 +361,7 @@ def extract_zip(zip_path: str | os.PathLike, dest_dir: str | os.PathLike) -> lis
                 if target.exists() and target.stat().st_size == info.file_size:
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+                tmp = temp_name(target)
                 try:
                     with zf.open(info) as src, open(tmp, "wb") as out:
                         for block in iter(lambda: src.read(1 << 20), b""):
