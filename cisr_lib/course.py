@@ -1,0 +1,177 @@
+"""The course map: what each notebook teaches, what it needs, its core and optional sections, and
+how long its default run took.
+
+One home for these facts, read in two places: the card each notebook prints in its first code
+cell (:func:`card`), and the README's course table (``python -m cisr_lib.course --readme``).
+What a notebook teaches is written by hand in ``course_map.json``. Run times are never typed: `make
+reproduce` measures every notebook, and ``python -m cisr_lib.course --adopt runs/summary.json``
+copies the measured times of the notebooks that ran without error into ``course_times.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+from cisr_lib.files import atomic_write, fill_block
+
+HERE = Path(__file__).resolve().parent
+MAP_FILE = HERE / "course_map.json"
+TIMES_FILE = HERE / "course_times.json"
+README = HERE.parent / "README.md"
+TAG = "course"
+
+
+def course_map() -> dict[str, dict]:
+    """Notebook number ("00" .. "12") -> name, needs, objectives, core, optional, builds."""
+    return json.loads(MAP_FILE.read_text())
+
+
+def run_times(path: str | os.PathLike = TIMES_FILE) -> dict:
+    """{"notebooks": {number: {"seconds", "date", "machine", "settings"}}}; empty when never measured."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else {"notebooks": {}}
+
+
+def machine() -> str:
+    """A short description of this machine's CPU (and GPU when torch sees one), for the time records."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{os.cpu_count()}-core {cpu}"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            text += f", {torch.cuda.get_device_name(0)}"
+    except Exception:  # torch missing or its CUDA probe failing must not stop a time record
+        pass
+    return text
+
+
+def duration(seconds: float) -> str:
+    """12 -> "12 s", 137 -> "2 min 17 s"."""
+    s = round(seconds)
+    return f"{s} s" if s < 100 else f"{s // 60} min {s % 60} s"
+
+
+def _label(number: str, cmap: dict) -> str:
+    return f"{number} {cmap[number]['name']}"
+
+
+def card(number: str, times_file: str | os.PathLike = TIMES_FILE) -> str:
+    """The text a notebook prints at its top: objectives, prerequisites, core and optional sections,
+    and the default run time measured by `make reproduce` (or a line saying it was not measured)."""
+    cmap = course_map()
+    if number not in cmap:
+        raise ValueError(f"no notebook {number!r} in the course map; choose from {sorted(cmap)}")
+    e = cmap[number]
+    lines = [f"Notebook {number} · {e['name']}", "You will be able to:"]
+    lines += [f"  - {o}" for o in e["objectives"]]
+    needs = ", ".join(_label(n, cmap) for n in e["needs"]) or "nothing (start here)"
+    lines.append(f"Needs: {needs}")
+    opt = "; ".join(f"§{k} {v}" for k, v in e["optional"].items())
+    lines.append(f"Core sections: §{e['core']}" + (f"; optional (skip in a first pass): {opt}" if opt else
+                                                    "; no optional sections"))
+    t = run_times(times_file)["notebooks"].get(number)
+    if t:
+        lines.append(f"Default run: {duration(t['seconds'])} on {t['machine']} ({t['settings']}; "
+                     f"make reproduce, {t['date']})")
+    else:
+        lines.append("Default run: not measured yet (make reproduce, then python -m cisr_lib.course --adopt)")
+    return "\n".join(lines)
+
+
+def show(number: str) -> None:
+    """Print :func:`card` (the first code cell of every notebook calls this)."""
+    print(card(number))
+
+
+def adopt(summary: str | os.PathLike, times_file: str | os.PathLike = TIMES_FILE) -> list[str]:
+    """Copy the measured times of a `make reproduce` summary into ``course_times.json``.
+
+    Only notebooks that ran without error are taken; a GPU run is kept apart from the CPU defaults
+    (it is refused here, since the README and the cards state CPU times).
+
+    Returns:
+        The notebook numbers adopted.
+
+    Raises:
+        ValueError: the summary has no timing record, or it came from a GPU run.
+    """
+    data = json.loads(Path(summary).read_text())
+    run = data.get("_run")
+    if not run or "notebooks" not in run:
+        raise ValueError(f"{summary} has no timing record (it predates this version of make reproduce)")
+    if run.get("gpu"):
+        raise ValueError(f"{summary} is from a GPU run; the course states the CPU defaults' times")
+    times = run_times(times_file)
+    adopted = []
+    for stem, rec in run["notebooks"].items():
+        if rec["status"] != "ok":
+            continue
+        number = stem[:2]
+        times["notebooks"][number] = {"seconds": round(rec["seconds"], 1), "date": run["date"],
+                                      "machine": run["machine"], "settings": run["settings"]}
+        adopted.append(number)
+    times["notebooks"] = dict(sorted(times["notebooks"].items()))
+    atomic_write(Path(times_file), json.dumps(times, indent=1) + "\n")
+    return adopted
+
+
+def readme_block(times_file: str | os.PathLike = TIMES_FILE) -> str:
+    """The README's course table: one row per notebook, its run time from ``course_times.json``."""
+    cmap = course_map()
+    times = run_times(times_file)["notebooks"]
+    machines = sorted({t["machine"] for t in times.values()})
+    dates = sorted({t["date"] for t in times.values()})
+    total = sum(t["seconds"] for t in times.values())
+    if times:
+        head = (f"Default run times: `make reproduce` on {'; '.join(machines)} ({dates[0]}"
+                f"{' to ' + dates[-1] if len(dates) > 1 else ''}); {duration(total)} for the "
+                f"{len(times)} notebooks measured. Written by `python -m cisr_lib.course --readme`.")
+    else:
+        head = "Default run times: not measured yet. Written by `python -m cisr_lib.course --readme`."
+    rows = ["| # | notebook | what it builds | needs | default run |", "|---|---|---|---|---|"]
+    for n, e in cmap.items():
+        stem = next(iter(sorted((HERE.parent / "notebooks").glob(f"{n}_*.ipynb"))), None)
+        link = f"[{e['name']}](notebooks/{stem.name})" if stem else e["name"]
+        t = times.get(n)
+        rows.append(f"| {n} | {link} | {e['builds']} | {', '.join(e['needs']) or '-'} | "
+                    f"{duration(t['seconds']) if t else 'not measured'} |")
+    return head + "\n\n" + "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m cisr_lib.course", description=__doc__.splitlines()[0])
+    ap.add_argument("--adopt", metavar="SUMMARY", help="take the times of a make reproduce summary.json")
+    ap.add_argument("--readme", action="store_true", help="write the README's course table")
+    ap.add_argument("--card", metavar="NN", help="print one notebook's card")
+    args = ap.parse_args(argv)
+    try:
+        if args.adopt:
+            print("adopted the times of notebooks", ", ".join(adopt(args.adopt)) or "(none ran without error)")
+        if args.readme:
+            fill_block(README, TAG, readme_block())
+            print(f"wrote the course table of {README.name}")
+        if args.card:
+            show(args.card)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not (args.adopt or args.readme or args.card):
+        ap.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
