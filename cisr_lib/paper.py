@@ -6,7 +6,8 @@ Artifact Reduction and Resolution Enhancement" (the text: ``../shared/seed/``).
 * :data:`TABLE_I`: PSNR / SSIM / IFC / SIS per scale and method, the mean over all test images;
 * :data:`TABLE_II`: PSNR per scale, method and configuration (JPEG q10-q50, WebP q5-q40);
 * :data:`TABLE_III`: the ablations at x2, JPEG q10 (tiny model), with this project's run names;
-* :data:`STREAMS`: the four input streams of Table III and the ablation that removes each.
+* :data:`STREAMS`: the four input streams of Table III and the ablation that removes each;
+* :data:`SUPPLEMENT` and :data:`SUPP_TABLE_AR`: the facts taken from the supplementary material, quoted.
 
 Notebooks 10 and 11, :mod:`cisr_lib.ablations` and :mod:`cisr_lib.widgets` read them from here.
 """
@@ -61,3 +62,28 @@ TABLE_III_OURS = TABLE_II[2]["tiny"]["jpeg10"]  # Table III's "Ours" is the tiny
 # The input streams of Table III: I = ARM, II = REM; CI = compressed input z, AI = auxiliary input.
 STREAMS: tuple[tuple[str, str], ...] = (("I-CI", "no_arm_input"), ("I-AI", "no_arm_aux"),
                                         ("II-CI", "no_rem_input"), ("II-AI", "no_rem_aux"))
+
+# The supplementary material: the paper's online appendix (SUPPLEMENT_URL), reproduced after the references
+# in the text of ../shared/seed/. The facts this project uses from it, quoted, by its section number.
+SUPPLEMENT_URL = "http://www.vista.ac.cn/cisr-pcs/"
+SUPPLEMENT: dict[str, str] = {
+    "2": ("We prepare dataset by two steps: 1) Bicubic down-sampling by MATLAB imresize. 2) Compressing "
+          "down-sampled images by MATLAB imwrite for JPEG or OPENCV imwrite for WebP."),
+    "3": ("Comparisons for Compression Artifacts Reduction: PSNR and SSIM of the artifact-reduction output per "
+          "compression type and quality factor (SUPP_TABLE_AR); the scale and the test images are not stated."),
+    "5": "Each Time Step Results: figures only, no numbers.",
+}
+
+# Supplementary sec. 3.1: artifact reduction, PSNR then SSIM per configuration (CONFIG_NAMES order), and
+# the "Average" column as published. The published averages are not the means of their rows (tiny PSNR:
+# row mean 33.64, published 33.66; full: 33.785 against 33.87); tests/test_paper.py records this.
+_SUPP_AR_ROWS = {
+    "tiny": ("30.32 32.84 34.82 35.34 36.16 30.81 31.91 33.48 34.77 35.95", 33.66,
+             "0.8603 0.9126 0.9345 0.9462 0.9541 0.8655 0.8900 0.9183 0.9363 0.9487", 0.9226),
+    "full": ("30.46 33.00 34.50 35.54 36.38 31.02 32.12 33.69 34.98 36.16", 33.87,
+             "0.8633 0.9148 0.9363 0.9479 0.9557 0.8695 0.8934 0.9209 0.9384 0.9504", 0.9251),
+}
+SUPP_TABLE_AR: dict[str, dict[str, dict[str, float] | float]] = {
+    m: {"psnr": dict(zip(CONFIG_NAMES, map(float, p.split()))), "psnr_average": pa,
+        "ssim": dict(zip(CONFIG_NAMES, map(float, s.split()))), "ssim_average": sa}
+    for m, (p, pa, s, sa) in _SUPP_AR_ROWS.items()}
