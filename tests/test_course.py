@@ -105,3 +105,13 @@ def test_main_gives_one_line_errors(tmp_path, capsys):
     assert course.main(["--adopt", str(tmp_path / "missing.json")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name[:2])
+def test_optional_sections_say_so_in_their_heading(path):
+    optional = set(course.course_map()[path.name[:2]]["optional"])
+    nb = nbformat.read(path, as_version=4)
+    for c in nb.cells:
+        if c.cell_type == "markdown":
+            for number, head in re.findall(r"^## (\d+)\s*[·.](.*)$", c.source, flags=re.M):
+                assert head.rstrip().endswith("(optional)") == (number in optional), head
