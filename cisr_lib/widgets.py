@@ -211,6 +211,24 @@ class AttentionInspector:
         return self.result
 
 
+def show(explorer) -> None:
+    """Display a widget, then a static snapshot of its current view (caption and picture).
+
+    The widget is live in Jupyter; the snapshot is plain HTML and PNG, so a copy executed headless
+    (papermill, CI, a rendered site) shows what the widget shows at its defaults instead of the
+    text ``VBox(children=...)``.
+
+    Args:
+        explorer: any widget object of this module (it has ``widget``, ``caption`` and ``image``).
+    """
+    from IPython.display import HTML, Image, display
+
+    display(explorer.widget)
+    display(HTML(f"<p><i>Snapshot of the view above at its defaults (the widget is live in Jupyter):</i> "
+                 f"{explorer.caption.value}</p>"))
+    display(Image(data=explorer.image.value))
+
+
 # The four input streams of Fig. 2 that Table III cuts: (control label, ablation name).
 ABLATION_STREAMS = paper.STREAMS  # Table III's four input streams and the ablation removing each
 NONLOCAL_CHOICES = {"learned": None, "traditional": "traditional_nonlocal", "none": "no_nonlocal"}

@@ -144,3 +144,17 @@ def test_ablation_toggles_show_trained_variants_and_refuse_untrained_ones(tmp_pa
     assert t.result["run"] == "skip_z" and t.loaded == ["psi", "skip_z", "no_arm_aux", "skip_g"]  # cached
     with pytest.raises(FileNotFoundError):
         AblationToggles(hr, tmp_path / "empty")
+
+
+def test_show_displays_the_widget_then_a_static_snapshot(monkeypatch):
+    import IPython.display
+
+    from cisr_lib import widgets
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    ex = CodecExplorer(smooth(40, 40, seed=2), scale=2, codec="jpeg", quality=20)
+    widgets.show(ex)
+    assert shown[0] is ex.widget
+    assert isinstance(shown[1], IPython.display.HTML) and ex.caption.value in shown[1].data
+    assert isinstance(shown[2], IPython.display.Image) and shown[2].data == bytes(ex.image.value)
