@@ -211,6 +211,9 @@ class AttentionInspector:
         return self.result
 
 
+LIVE_ONLY = "[an interactive widget: it runs in a live Jupyter session; the snapshot below shows its defaults]"
+
+
 def show(explorer) -> None:
     """Display a widget, then a static snapshot of its current view (caption and picture).
 
@@ -223,7 +226,10 @@ def show(explorer) -> None:
     """
     from IPython.display import HTML, Image, display
 
-    display(explorer.widget)
+    bundle = explorer.widget._repr_mimebundle_() or {}  # the widget view, and a text fallback we replace
+    bundle = dict(bundle[0] if isinstance(bundle, tuple) else bundle)
+    bundle["text/plain"] = LIVE_ONLY  # what a saved copy shows instead of the repr "VBox(children=...)"
+    display(bundle, raw=True)
     display(HTML(f"<p><i>Snapshot of the view above at its defaults (the widget is live in Jupyter):</i> "
                  f"{explorer.caption.value}</p>"))
     display(Image(data=explorer.image.value))

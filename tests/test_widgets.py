@@ -152,9 +152,11 @@ def test_show_displays_the_widget_then_a_static_snapshot(monkeypatch):
     from cisr_lib import widgets
 
     shown = []
-    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append(obj))
     ex = CodecExplorer(smooth(40, 40, seed=2), scale=2, codec="jpeg", quality=20)
     widgets.show(ex)
-    assert shown[0] is ex.widget
+    view = shown[0]["application/vnd.jupyter.widget-view+json"]  # the live widget, by its model id
+    assert view["model_id"] == ex.widget.model_id
+    assert shown[0]["text/plain"] == widgets.LIVE_ONLY and "VBox" not in shown[0]["text/plain"]
     assert isinstance(shown[1], IPython.display.HTML) and ex.caption.value in shown[1].data
     assert isinstance(shown[2], IPython.display.Image) and shown[2].data == bytes(ex.image.value)
