@@ -26,6 +26,53 @@ README = HERE.parent / "README.md"
 TAG = "course"
 
 
+# The first code cell of every notebook, the same apart from its number (``--bootstrap`` writes it). It runs
+# before anything imports cisr_lib: a hosted notebook opened from its file alone installs the library from
+# CISR_SOURCE (this repository's path or git URL, anything pip accepts) or from the checkout around it.
+BOOTSTRAP = """\
+# Set-up, the same in every notebook: install cisr_lib when this kernel lacks it (a hosted notebook opened
+# from this file alone), from CISR_SOURCE (a path or git URL of this repository) or the checkout around it;
+# then print this notebook's card: objectives, prerequisites, sections and measured run time.
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+if importlib.util.find_spec("cisr_lib") is None:
+    here = [p for p in (Path.cwd().parent, Path.cwd()) if (p / "pyproject.toml").exists() and (p / "cisr_lib").is_dir()]
+    source = os.environ.get("CISR_SOURCE") or (str(here[0]) if here else None)
+    if source is None:
+        raise SystemExit("cisr_lib is not installed: set CISR_SOURCE to this repository's path or git URL and re-run")
+    print(f"installing cisr_lib from {{source}} (a few minutes: it brings torch)", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", source, *os.environ.get("CISR_PIP_ARGS", "").split()],
+                   check=True)
+import cisr_lib.course
+
+cisr_lib.course.show("{number}")"""
+
+
+def bootstrap_source(number: str) -> str:
+    """The first code cell of notebook ``number`` (see :data:`BOOTSTRAP`)."""
+    return BOOTSTRAP.format(number=number)
+
+
+def write_bootstraps(folder: str | os.PathLike = HERE.parent / "notebooks") -> list[str]:
+    """Make the first code cell of every course notebook :func:`bootstrap_source`; returns the changed ones."""
+    import nbformat
+
+    changed = []
+    for path in sorted(Path(folder).glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        cell = next(c for c in nb.cells if c.cell_type == "code")
+        want = bootstrap_source(path.name[:2])
+        if cell.source != want:
+            cell.source = want
+            atomic_write(path, nbformat.writes(nb) + "\n")
+            changed.append(path.name)
+    return changed
+
+
 def course_map() -> dict[str, dict]:
     """Notebook number ("00" .. "12") -> name, needs, objectives, core, optional, builds."""
     return json.loads(MAP_FILE.read_text())
@@ -156,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--adopt", metavar="SUMMARY", help="take the times of a make reproduce summary.json")
     ap.add_argument("--readme", action="store_true", help="write the README's course table")
     ap.add_argument("--card", metavar="NN", help="print one notebook's card")
+    ap.add_argument("--bootstrap", action="store_true", help="write the set-up cell of every notebook")
     args = ap.parse_args(argv)
     try:
         if args.adopt:
@@ -165,10 +213,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote the course table of {README.name}")
         if args.card:
             show(args.card)
+        if args.bootstrap:
+            print("set-up cell written in", ", ".join(write_bootstraps()) or "no notebook (all current)")
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if not (args.adopt or args.readme or args.card):
+    if not (args.adopt or args.readme or args.card or args.bootstrap):
         ap.print_help()
     return 0
 
