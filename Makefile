@@ -1,6 +1,7 @@
 # The two commands of the README, each doing its own set-up on a fresh machine:
 #   make reproduce   run every notebook headless (papermill) on the embedded data -> runs/
 #   make test        run the test suite (pytest, plus nbval on the notebooks)
+#   make book        build the course site (static HTML) from the committed notebooks -> build/book/
 # Everything lives in a virtualenv at .venv, created on first use.
 
 PYTHON ?= python3
@@ -9,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 GPU    ?= 0
 
-.PHONY: test reproduce weights ablations install chromium clean-venv
+.PHONY: test reproduce book weights ablations install chromium clean-venv
 
 install: $(STAMP) chromium
 
@@ -60,6 +61,12 @@ test: $(STAMP) chromium
 
 reproduce: $(STAMP)
 	$(BIN)/python -m cisr_lib.reproduce --out runs $(if $(filter 1,$(GPU)),--gpu,)
+
+# The course site: static HTML from the committed, executed notebooks (Jupyter Book; scripts/book.py says
+# why), with the README's tables, the answer key as its own part and the docs; the output is
+# build/book/_build/html (git-ignored).
+book: $(STAMP)
+	$(BIN)/python scripts/book.py
 
 # The shipped micro weights' procedure: x2 from scratch, then x3 and x4 starting from the x2 weights, on
 # the shared photos, with the recipe chosen in docs/training.md (lr 1e-3, 50 warm-up steps, gradient
