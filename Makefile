@@ -51,12 +51,15 @@ $(STAMP): pyproject.toml
 # The notebooks run in CI as copies with the small CI parameters of notebooks/params_ci.yaml
 # (papermill prepare_only), executed and checked by nbval in the same pytest run as the tests.
 NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
+SOLUTIONS := $(wildcard solutions/[0-9][0-9]_*.ipynb)
 NBCI      := runs/nbci
 
 test: $(STAMP) chromium
 	rm -rf $(NBCI)
 	$(if $(NOTEBOOKS),$(BIN)/python -m cisr_lib.nbtools prepare-ci --out $(NBCI),)
-	CISR_REQUIRE_BROWSER=$(CISR_REQUIRE_BROWSER) $(BIN)/python -m pytest tests $(if $(NOTEBOOKS),--nbval-lax --nbval-current-env \
+	$(if $(SOLUTIONS),$(BIN)/python -m cisr_lib.nbtools prepare-ci --folder solutions --params solutions/params_ci.yaml \
+		--out $(NBCI)/solutions,)
+	CISR_REQUIRE_BROWSER=$(CISR_REQUIRE_BROWSER) $(BIN)/python -m pytest tests $(if $(NOTEBOOKS)$(SOLUTIONS),--nbval-lax --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg $(NBCI),)
 
 reproduce: $(STAMP)

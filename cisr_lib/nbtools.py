@@ -28,6 +28,8 @@ from cisr_lib.files import atomic_write
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
+SOLUTIONS = REPO / "solutions"  # the answer key: solutions/NN_<stem of the notebook>.ipynb
+ANSWERS = SOLUTIONS / "results"  # measured results of the long answers (RUN_LONG), one JSON per answer
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 _CELL_META_DROP = ("execution", "papermill", "collapsed", "scrolled", "jupyter", "ExecuteTime")
 
@@ -99,6 +101,47 @@ def cmp(name: str, ours, reference, atol: float = 1e-6, rtol: float = 0.0) -> bo
         raise AssertionError(f"{name}: differs from the library, max |difference| = {diff:.3g}")
     print(f"{name}: approximate (atol={atol:g})")
     return True
+
+
+def long_answer(name: str, compute, run: bool, folder: str | os.PathLike | None = None):
+    """The result of an answer too slow for CI: computed when ``run`` (and saved), else read back.
+
+    The answer key's notebooks call this for exercises that take minutes (training runs): with
+    ``RUN_LONG = True`` the result is computed and stored in ``solutions/results/<name>.json`` with
+    the date and machine; with ``RUN_LONG = False`` (the default, and CI) the stored result is read, so
+    the committed outputs and a CI run print the same measured numbers.
+
+    Args:
+        name: file name of the stored result (e.g. ``"09_ex1_truncated"``).
+        compute: a function of no arguments returning a JSON-serialisable value.
+        run: compute now (True) or read the stored result (False).
+        folder: where the results live (default :data:`ANSWERS`).
+
+    Returns:
+        ``(value, note)``: the result and one line saying when and where it was measured.
+
+    Raises:
+        FileNotFoundError: ``run`` is False and the result was never stored.
+    """
+    import json
+
+    from cisr_lib.course import machine
+
+    path = Path(folder or ANSWERS) / f"{name}.json"
+    if run:
+        t0 = time.perf_counter()
+        value = compute()
+        rec = {"value": value, "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+               "seconds": round(time.perf_counter() - t0, 1)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(rec, indent=1) + "\n")
+    elif not path.exists():
+        raise FileNotFoundError(f"{path.name} was never measured: run this notebook once with RUN_LONG = True")
+    else:
+        rec = json.loads(path.read_text())
+    note = (f"measured {'now' if run else 'with RUN_LONG = True'} on {rec['date']}, {rec['machine']}, "
+            f"in {rec['seconds']:.0f} s")
+    return rec["value"], note
 
 
 def normalise(nb):
@@ -270,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(REPO / "runs" / "nbci"))
     p.add_argument("--params", default=str(NOTEBOOKS / "params_ci.yaml"))
     p.add_argument("--only", nargs="*")
+    p.add_argument("--folder", default=str(NOTEBOOKS), help="notebooks/ (the course) or solutions/ (the answers)")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "execute":
@@ -281,13 +325,13 @@ def main(argv: list[str] | None = None) -> int:
             for path in args.paths:
                 nbformat.write(normalise(nbformat.read(path, as_version=4)), path)
         elif args.cmd == "check":
-            bad = {str(p): problems(p) for p in (args.paths or notebooks())}
+            bad = {str(p): problems(p) for p in (args.paths or notebooks() + notebooks(SOLUTIONS))}
             bad = {k: v for k, v in bad.items() if v}
             for k, v in bad.items():
                 print(f"{k}: {'; '.join(v)}", file=sys.stderr)
             return 1 if bad else 0
         else:
-            for dst in prepare(args.out, args.params, only=args.only):
+            for dst in prepare(args.out, args.params, folder=args.folder, only=args.only):
                 print(dst)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
