@@ -26,14 +26,28 @@ from blocks import REPO, publish  # benchmarks/blocks.py
 TAG = "big-photo"
 
 
+def render(res: dict) -> str:
+    """The README block, from the saved JSON."""
+    w, h = res["input"]
+    ow, oh = res["output"]
+    s = res["scale"]
+    return (f"`python benchmarks/big_photo.py` on {res['date']} ({res['cores']} CPU cores): `cisr upscale photo.jpg "
+            f"photo_x{s}.png --scale {s}` with every default on a {w}x{h} JPEG "
+            f"took **{res['seconds']:.0f} s** ({res['s_per_out_mp']:.1f} s per output megapixel, {ow}x{oh} out) with a "
+            f"peak resident memory of **{res['peak_rss_mib']:.0f} MiB**.")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--width", type=int, default=3000)
     ap.add_argument("--height", type=int, default=2000)
     ap.add_argument("--scale", type=int, default=2)
     ap.add_argument("--readme", action="store_true")
+    ap.add_argument("--render", action="store_true", help="only re-render the README block from the saved JSON")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "big_photo.json"))
     args = ap.parse_args(argv)
+    if args.render:
+        return publish(render(json.loads(Path(args.out).read_text())), REPO / "README.md", TAG, True)
 
     from PIL import Image
 
@@ -57,10 +71,7 @@ def main(argv: list[str] | None = None) -> int:
            "seconds": wall, "s_per_out_mp": wall / (size[0] * size[1] / 1e6), "peak_rss_mib": peak,
            "cores": os.cpu_count()}
     Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
-    md = (f"`python benchmarks/big_photo.py` on {res['date']} ({res['cores']} CPU cores): `cisr upscale photo.jpg "
-          f"photo_x{args.scale}.png --scale {args.scale}` with every default on a {args.width}x{args.height} JPEG "
-          f"took **{wall:.0f} s** ({res['s_per_out_mp']:.1f} s per output megapixel, {size[0]}x{size[1]} out) with a "
-          f"peak resident memory of **{peak:.0f} MiB**.")
+    md = render(res)
     return publish(md, REPO / "README.md", TAG, args.readme)
 
 

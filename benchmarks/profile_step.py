@@ -146,10 +146,12 @@ def _subprocess(root: Path, model: str, threads: int) -> dict:
     return json.loads(lines[-1][len("RESULT"):])
 
 
-def table(rows: list[dict], kern: list[dict], threads: int, rev: str | None) -> str:
+def render(res: dict) -> str:
+    """The docs/model.md block, from the saved JSON."""
+    rows, kern, threads, rev = res["steps"], res["kernels"], res["threads"], res["baseline_rev"]
     lines = [f"Measured by `python benchmarks/profile_step.py --threads {threads}"
-             f"{' --baseline-rev ' + rev if rev else ''}` on {time.strftime('%Y-%m-%d')} "
-             f"({os.cpu_count()} cores, {threads} thread(s)). 3x3 convolution kernels, batch 8, 64x64, GFLOP/s:", "",
+             f"{' --baseline-rev ' + rev if rev else ''}` on {res['date']} "
+             f"({res['cores']} cores, {threads} thread(s)). 3x3 convolution kernels, batch 8, 64x64, GFLOP/s:", "",
              "| channels | pass | layout | fp32 | bf16 autocast |", "|---|---|---|---|---|"]
     for k in kern:
         lines.append(f"| {k['channels']} | {k['pass']} | {k['layout']} | {k['fp32']:.0f} | {k['bf16']:.0f} |")
@@ -170,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-rev", help="also profile this git revision (fp32, contiguous) as 'before'")
     ap.add_argument("--docs", action="store_true", help="replace the table between the markers in docs/model.md")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "profile_step.json"))
+    ap.add_argument("--render", action="store_true", help="only re-render the docs block from the saved JSON")
     args = ap.parse_args(argv)
+    if args.render:
+        return publish(render(json.loads(Path(args.out).read_text())), REPO / "docs" / "model.md", TAG, True)
     kern = kernels(args.threads)
     rows = []
     with baseline_worktree(args.baseline_rev) as worktree:
@@ -181,8 +186,10 @@ def main(argv: list[str] | None = None) -> int:
             for p in ("fp32", "bf16"):
                 rows.append(profile(m, p, args.threads))
                 print(json.dumps(rows[-1]), flush=True)
-    Path(args.out).write_text(json.dumps({"kernels": kern, "steps": rows}, indent=1) + "\n")
-    md = table(rows, kern, args.threads, args.baseline_rev)
+    res = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(), "threads": args.threads,
+           "baseline_rev": args.baseline_rev, "kernels": kern, "steps": rows}
+    Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
+    md = render(res)
     return publish(md, REPO / "docs" / "model.md", TAG, args.docs)
 
 

@@ -40,6 +40,11 @@ CASES = {
     "window_choice": (ROOT / "docs" / "model.md", lambda m, r: m.table(r["rows"], r["header"])),
     "train_speed": (ROOT / "README.md", lambda m, r: m.report(r)),
     "peers": (ROOT / "README.md", lambda m, r: m.render(r)),
+    "engine_speed": (ROOT / "README.md", lambda m, r: m.table(r)),
+    "big_photo": (ROOT / "README.md", lambda m, r: m.render(r)),
+    "threads": (ROOT / "docs" / "model.md", lambda m, r: m.render(r)),
+    "profile_step": (ROOT / "docs" / "model.md", lambda m, r: m.render(r)),
+    "unfolding": (ROOT / "README.md", lambda m, r: m.render(r)),
 }
 
 
