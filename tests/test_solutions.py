@@ -41,7 +41,8 @@ def test_every_exercise_is_quoted_and_answered(path):
         cell = next((c for c in answer.cells if c.cell_type == "markdown" and c.source.startswith(f"## Exercise {k}\n")),
                     None)
         assert cell is not None, f"no answer to exercise {k}"
-        assert plain(exercise)[:40] == plain(cell.source.split("\n", 1)[1])[:40], f"exercise {k} is not quoted as set"
+        words = plain(exercise)[:40]
+        assert plain(cell.source.split("\n", 1)[1])[:len(words)] == words, f"exercise {k} is not quoted as set"
         assert "**Prediction.**" in cell.source, f"exercise {k}: no prediction"
     n = len(exercises(path))
     assert f"## Exercise {n + 1}\n" not in text
