@@ -175,9 +175,25 @@ def adopt(summary: str | os.PathLike, times_file: str | os.PathLike = TIMES_FILE
     return adopted
 
 
+def map_table(links: str | None = "notebooks/", times: dict | None = None) -> str:
+    """The course map as a markdown table: number, notebook (linked under ``links``), what it builds,
+    what it needs, and the measured default run when ``times`` (``run_times()["notebooks"]``) is given."""
+    cmap = course_map()
+    head = "| # | notebook | what it builds | needs |" + (" default run |" if times is not None else "")
+    rows = [head, "|---|---|---|---|" + ("---|" if times is not None else "")]
+    for n, e in cmap.items():
+        stem = next(iter(sorted((HERE.parent / "notebooks").glob(f"{n}_*.ipynb"))), None)
+        link = f"[{e['name']}]({links}{stem.name})" if stem and links is not None else e["name"]
+        row = f"| {n} | {link} | {e['builds']} | {', '.join(e['needs']) or '-'} |"
+        if times is not None:
+            t = times.get(n)
+            row += f" {duration(t['seconds']) if t else 'not measured'} |"
+        rows.append(row)
+    return "\n".join(rows)
+
+
 def readme_block(times_file: str | os.PathLike = TIMES_FILE) -> str:
     """The README's course table: one row per notebook, its run time from ``course_times.json``."""
-    cmap = course_map()
     times = run_times(times_file)["notebooks"]
     machines = sorted({t["machine"] for t in times.values()})
     dates = sorted({t["date"] for t in times.values()})
@@ -188,14 +204,7 @@ def readme_block(times_file: str | os.PathLike = TIMES_FILE) -> str:
                 f"{len(times)} notebooks measured. Written by `python -m cisr_lib.course --readme`.")
     else:
         head = "Default run times: not measured yet. Written by `python -m cisr_lib.course --readme`."
-    rows = ["| # | notebook | what it builds | needs | default run |", "|---|---|---|---|---|"]
-    for n, e in cmap.items():
-        stem = next(iter(sorted((HERE.parent / "notebooks").glob(f"{n}_*.ipynb"))), None)
-        link = f"[{e['name']}](notebooks/{stem.name})" if stem else e["name"]
-        t = times.get(n)
-        rows.append(f"| {n} | {link} | {e['builds']} | {', '.join(e['needs']) or '-'} | "
-                    f"{duration(t['seconds']) if t else 'not measured'} |")
-    return head + "\n\n" + "\n".join(rows)
+    return head + "\n\n" + map_table(times=times)
 
 
 def main(argv: list[str] | None = None) -> int:
