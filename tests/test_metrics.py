@@ -9,10 +9,8 @@ from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from cisr_lib.color import rgb2ycbcr
+from cisr_lib.ifc import _IFC_BANDS, _ifc_channel, _ifc_reference_gsm
 from cisr_lib.metrics import (
-    _IFC_BANDS,
-    _ifc_channel,
-    _ifc_reference_gsm,
     evaluate_pair,
     ifc,
     psnr,
