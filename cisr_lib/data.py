@@ -36,7 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cisr_lib.convert import uint2tensor3
-from cisr_lib.degradations import PAPER_CONFIGS, _check_configs, _check_scale, compress, degrade, imresize
+from cisr_lib.degradations import PAPER_CONFIGS, check_configs, check_scale, compress, degrade, imresize
 from cisr_lib.imageio import (
     READ_FORMATS,
     WRITE_EXTENSIONS,
@@ -278,8 +278,8 @@ class PairedPatchDataset(Dataset):
         margin: int = 16,
         cache: bool = False,
     ):
-        self.scale = _check_scale(scale)
-        self.configs = _check_configs(configs)
+        self.scale = check_scale(scale)
+        self.configs = check_configs(configs)
         if isinstance(lr_patch, bool) or not isinstance(lr_patch, (int, np.integer)) or lr_patch < 1:
             raise ValueError(f"lr_patch must be a positive integer, got {lr_patch!r}")
         if isinstance(margin, bool) or not isinstance(margin, (int, np.integer)) or margin < 0 or margin % 16:
@@ -376,8 +376,8 @@ class PairedImageDataset(Dataset):
         seed: int = 0,
         cache: bool = False,
     ):
-        self.scale = _check_scale(scale)
-        self.codec, self.quality = _check_configs([(codec, quality)])[0]
+        self.scale = check_scale(scale)
+        self.codec, self.quality = check_configs([(codec, quality)])[0]
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = int(seed)

@@ -438,12 +438,12 @@ def _summary(records: list[dict]) -> dict[str, Any]:
 
 
 def _normalise_configs(configs: Sequence[str | tuple[str, int]] | None) -> list[str]:
-    from cisr_lib.degradations import PAPER_CONFIGS, _check_configs, config_name, parse_config
+    from cisr_lib.degradations import PAPER_CONFIGS, check_configs, config_name, parse_config
 
     names = []
     configs = PAPER_CONFIGS if configs is None else configs
     for c in configs:
-        pair = parse_config(c) if isinstance(c, str) else _check_configs([c])[0]
+        pair = parse_config(c) if isinstance(c, str) else check_configs([c])[0]
         names.append(config_name(*pair))
     if not names:
         raise ValueError("configs is empty")
@@ -513,11 +513,11 @@ def evaluate(
     """
     import torch
 
-    from cisr_lib.degradations import _check_scale
+    from cisr_lib.degradations import check_scale
     from cisr_lib.imageio import _atomic_write_bytes
     from cisr_lib.device import select_device
 
-    scales = [_check_scale(s) for s in scales]
+    scales = [check_scale(s) for s in scales]
     if not scales or len(set(scales)) != len(scales):
         raise ValueError(f"scales must be distinct and not empty, got {scales}")
     cfgs = _normalise_configs(configs)

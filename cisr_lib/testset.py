@@ -36,8 +36,8 @@ from cisr_lib.degradations import (
     CODECS,
     PAPER_CONFIGS,
     PAPER_SCALES,
-    _check_configs,
-    _check_scale,
+    check_configs,
+    check_scale,
     compress_with_bitstream,
     config_name,
     imresize,
@@ -265,10 +265,10 @@ def build_test_set(
         ValueError: bad scales, configs or image names; an image smaller than a scale.
     """
     out = Path(out_dir)
-    scales = tuple(_check_scale(s) for s in scales)
+    scales = tuple(check_scale(s) for s in scales)
     if not scales:
         raise ValueError("scales is empty")
-    configs = _check_configs(configs)
+    configs = check_configs(configs)
     sources = _collect_sources(hr_dir_or_images)
     out.mkdir(parents=True, exist_ok=True)
     man = _Manifest(out)
@@ -351,7 +351,7 @@ def load_test_set(
         ImageReadError: a listed file is missing or unreadable.
     """
     out = Path(out_dir)
-    s = _check_scale(scale)
+    s = check_scale(scale)
     cfg = config if isinstance(config, str) else config_name(*config)
     parse_config(cfg)
     if not (out / MANIFEST).exists():
