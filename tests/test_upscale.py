@@ -21,7 +21,8 @@ from cisr_lib.cli import main
 from cisr_lib.convert import tensor2uint, uint2tensor4
 from cisr_lib.data import embedded_images
 from cisr_lib.degradations import compress_with_bitstream, imresize
-from cisr_lib.inference import _axis_weights, _tile_mask, _tile_starts, upscale
+from cisr_lib.inference import upscale
+from cisr_lib.tiling import axis_weights, tile_mask, tile_starts
 from cisr_lib.metrics import psnr
 from cisr_lib.models import build_model
 from cisr_lib.models.backbone import ChannelAttention
@@ -93,7 +94,7 @@ class Nearest(nn.Module):
 @pytest.mark.parametrize("size,tile,overlap", [(17, 10, 4), (100, 40, 10), (75, 40, 10), (5, 10, 4),
                                                (64, 64, 16), (65, 64, 16), (300, 32, 0), (7, 1, 0)])
 def test_tile_starts_cover_the_axis_with_full_tiles(size, tile, overlap):
-    starts = _tile_starts(size, tile, overlap)
+    starts = tile_starts(size, tile, overlap)
     assert starts[0] == 0
     assert starts[-1] == max(0, size - tile)  # the last tile ends at the border, no clipped tile
     gaps = np.diff(starts)
@@ -106,8 +107,8 @@ def test_tile_starts_cover_the_axis_with_full_tiles(size, tile, overlap):
 
 @pytest.mark.parametrize("size,tile,overlap,scale", [(17, 10, 4, 2), (75, 40, 10, 3), (300, 32, 16, 4), (50, 20, 0, 2)])
 def test_axis_weights_are_a_smooth_partition_of_unity(size, tile, overlap, scale):
-    starts = _tile_starts(size, tile, overlap)
-    ws = _axis_weights(starts, tile, scale, overlap)
+    starts = tile_starts(size, tile, overlap)
+    ws = axis_weights(starts, tile, scale, overlap)
     total = np.zeros(size * scale)
     for a, w in zip(starts, ws):
         assert w.shape == (tile * scale,) and np.all(w > 0)
@@ -182,7 +183,7 @@ def test_tile_masks_equal_the_whole_image_mask(jpeg_lr):
     assert 0.05 < (whole == 0).float().mean() < 0.9  # the grid is found and the mask is not trivial
     h, w = jpeg_lr.shape[:2]
     for rows, cols in [((0, 24), (0, 24)), ((13, 37), (29, 53)), ((h - 24, h), (w - 24, w)), ((0, h), (0, w))]:
-        zt, mt = _tile_mask(jpeg_lr, rows, cols, phase, 3, CPU)
+        zt, mt = tile_mask(jpeg_lr, rows, cols, phase, 3, CPU)
         assert torch.equal(zt, z[..., rows[0]:rows[1], cols[0]:cols[1]])
         assert torch.equal(mt, whole[..., rows[0]:rows[1], cols[0]:cols[1]])
     # A 24x24 tile alone does not see the grid as the whole image does (why the phase is global).
