@@ -395,3 +395,36 @@ class PairedImageDataset(Dataset):
         rng = np.random.default_rng([self.seed, index])
         d = degrade(self.images.get(index), self.scale, self.codec, self.quality, rng=rng)  # (5) z = C D x
         return uint2tensor3(d.z), uint2tensor3(d.lr), uint2tensor3(d.hr)
+
+
+def centre_crop(img: np.ndarray, max_side: int, scale: int) -> np.ndarray:
+    """Centre crop of an HR image to at most ``max_side`` pixels per side, before degradation.
+
+    A side of ``c = max_side - max_side % scale`` pixels or more is cut to ``c`` pixels starting
+    at ``(side - c) // 2``; a shorter side is kept whole (``degrade`` then crops it to a multiple of
+    the scale). This is the crop of the trainer's validation (``val_crop`` of
+    :class:`cisr_lib.validator.Validator`, which calls this function), so ``max_side=192`` reproduces its protocol.
+
+    Args:
+        img: uint8 HxWx3 RGB in [0, 255].
+        max_side: largest side kept, in HR pixels (>= scale).
+        scale: integer up-scaling factor.
+
+    Returns:
+        A view of ``img`` of at most c x c pixels.
+
+    Raises:
+        ValueError: ``max_side`` smaller than the scale.
+    """
+    c = crop_side(max_side, scale)
+    h, w = img.shape[:2]
+    t = (h - c) // 2 if h >= c else 0
+    left = (w - c) // 2 if w >= c else 0
+    return img[t:t + c, left:left + c]
+
+
+def crop_side(max_side: int, scale: int) -> int:
+    """``max_side`` rounded down to a multiple of ``scale``; ValueError when it is below the scale."""
+    if isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer)) or max_side < scale:
+        raise ValueError(f"max_side must be an integer >= the scale {scale}, got {max_side!r}")
+    return int(max_side) - int(max_side) % scale

@@ -104,41 +104,21 @@ MethodSpec = Union[str, PathLike, "nn.Module", Mapping[int, ModelSpec]]
 # Test data.
 
 
-def centre_crop(img: np.ndarray, max_side: int, scale: int) -> np.ndarray:
-    """Centre crop of an HR image to at most ``max_side`` pixels per side, before degradation.
+def __getattr__(name: str):
+    """``centre_crop`` moved to :mod:`cisr_lib.data`; re-exported lazily (data imports torch, which
+    this module does not import at the top, so that ``cisr --help`` stays fast)."""
+    if name == "centre_crop":
+        from cisr_lib.data import centre_crop
 
-    A side of ``c = max_side - max_side % scale`` pixels or more is cut to ``c`` pixels starting
-    at ``(side - c) // 2``; a shorter side is kept whole (``degrade`` then crops it to a multiple of
-    the scale). This is the crop of the trainer's validation (``val_crop`` of
-    :class:`cisr_lib.train.Validator`), so ``max_side=192`` reproduces its protocol.
-
-    Args:
-        img: uint8 HxWx3 RGB in [0, 255].
-        max_side: largest side kept, in HR pixels (>= scale).
-        scale: integer up-scaling factor.
-
-    Returns:
-        A view of ``img`` of at most c x c pixels.
-
-    Raises:
-        ValueError: ``max_side`` smaller than the scale.
-    """
-    c = _crop_side(max_side, scale)
-    h, w = img.shape[:2]
-    t = (h - c) // 2 if h >= c else 0
-    left = (w - c) // 2 if w >= c else 0
-    return img[t:t + c, left:left + c]
-
-
-def _crop_side(max_side: int, scale: int) -> int:
-    if isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer)) or max_side < scale:
-        raise ValueError(f"max_side must be an integer >= the scale {scale}, got {max_side!r}")
-    return int(max_side) - int(max_side) % scale
+        return centre_crop
+    raise AttributeError(f"module 'cisr_lib.evaluate' has no attribute {name!r}")
 
 
 def _crop_triple(smp: TestSample, max_side: int, scale: int) -> TestSample:
     """Centre crop of a stored (hr, lr, z) triple on the LR grid: the codec output is kept as stored."""
-    c = _crop_side(max_side, scale) // scale  # LR pixels
+    from cisr_lib.data import crop_side
+
+    c = crop_side(max_side, scale) // scale  # LR pixels
     h, w = smp.lr.shape[:2]
     t = (h - c) // 2 if h >= c else 0
     left = (w - c) // 2 if w >= c else 0
@@ -214,6 +194,8 @@ class _Data:
             for smp in load_test_set(self.testset, scale, config):
                 yield smp if self.max_side is None else _crop_triple(smp, self.max_side, scale)
             return
+        from cisr_lib.data import centre_crop
+
         codec, quality = parse_config(config)
         for name, img in self.sources.items():
             if self.max_side is not None:
@@ -522,8 +504,10 @@ def evaluate(
         raise ValueError(f"scales must be distinct and not empty, got {scales}")
     cfgs = _normalise_configs(configs)
     if max_side is not None:
+        from cisr_lib.data import crop_side
+
         for s in scales:
-            _crop_side(max_side, s)
+            crop_side(max_side, s)
     if window is not None and (isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1):
         raise ValueError(f"window must be a search radius >= 1 or None (the whole image), got {window!r}")
     if isinstance(method, str) and method == BICUBIC and window is not None:

@@ -31,24 +31,25 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
 from cisr_lib.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from cisr_lib.convert import seed_everything, tensor2uint, uint2tensor4
+from cisr_lib.convert import seed_everything
 from cisr_lib.data import EMBEDDED_VAL  # noqa: F401  (held out when training on the embedded photos)
-from cisr_lib.degradations import PAPER_CONFIGS, config_name, degrade, imresize
+from cisr_lib.degradations import PAPER_CONFIGS
 from cisr_lib.device import select_device  # noqa: F401  (part of this module's API before device.py)
-from cisr_lib.files import atomic_write
 from cisr_lib.imageio import check_readable, check_writable
-from cisr_lib.metrics import psnr
 from cisr_lib.models import build_model
 from cisr_lib.models.psi import unfolded_loss
 from cisr_lib.precision import PRECISIONS, autocast, describe, memory_format, resolve
 from cisr_lib.pretrained import load_matching
+from cisr_lib.runlog import append_log, jsonable, truncate_log
+from cisr_lib.runlog import plot_curves, read_legs, read_log  # noqa: F401  (re-exported: their home before runlog.py)
+from cisr_lib.validator import Validator  # noqa: F401  (re-exported too)
 
 # Presets. "paper" is Sec. IV-A; "cpu" was chosen by measurement on 2 CPU cores (see README:
 # Training); "ci" only checks that the machinery runs.
@@ -238,61 +239,9 @@ def _lr_lambda(cfg: TrainConfig):
     return f
 
 
-class Validator:
-    """PSNR-Y (crop = scale) of the last unfolding step on fixed validation triples."""
-
-    def __init__(self, images: dict, scale: int, configs: Sequence[tuple[str, int]], crop: int):
-        from cisr_lib.imageio import read_image
-
-        self.scale, self.items = scale, []
-        for name, img in images.items():
-            img = read_image(img) if not isinstance(img, np.ndarray) else img
-            if crop:
-                c = crop - crop % scale
-                t, l = max(0, (img.shape[0] - c) // 2), max(0, (img.shape[1] - c) // 2)
-                img = img[t:t + c, l:l + c]
-            for codec, q in configs:
-                d = degrade(img, scale, codec, q, rng=np.random.default_rng(0))
-                bic = psnr(imresize(d.z, scale), d.hr, crop_border=scale)
-                self.items.append((name, config_name(codec, q), d.z, d.hr, bic))
-
-    @torch.no_grad()
-    def __call__(self, model: nn.Module, device: torch.device, precision: str | None = "fp32") -> dict:
-        model.eval()
-        per_cfg: dict[str, list[float]] = {}
-        per_bic: dict[str, list[float]] = {}
-        for name, cfgname, z, hr, bic in self.items:
-            with autocast(precision, device):
-                _, xs = model(uint2tensor4(z).to(device).contiguous(memory_format=memory_format(device)))
-            out = tensor2uint(xs[-1].float())
-            per_cfg.setdefault(cfgname, []).append(psnr(out, hr, crop_border=self.scale))
-            per_bic.setdefault(cfgname, []).append(bic)
-        model.train()
-        mean = {k: float(np.mean(v)) for k, v in per_cfg.items()}
-        mbic = {k: float(np.mean(v)) for k, v in per_bic.items()}
-        return {"psnr": float(np.mean(list(mean.values()))), "bicubic": float(np.mean(list(mbic.values()))),
-                "per_config": mean, "bicubic_per_config": mbic}
-
-
 def _dist_info() -> tuple[int, int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
-
-
-def _log(path: Path, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop the records of steps after ``step``, and the legs that started at ``step`` or later
-    (their work was lost with the process; the leg that resumes from ``step`` logs itself again)."""
-    if path.exists():
-        def kept(rec: dict) -> bool:
-            return rec["step"] < step if "leg" in rec else rec["step"] <= step
-
-        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and kept(json.loads(ln))]
-        atomic_write(path, "".join(ln + "\n" for ln in keep))
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -395,9 +344,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
         state.update(ck["state"])
         set_rng_state(ck["rng"])
         if main_proc:
-            _truncate_log(out / "log.jsonl", state["step"])  # drop records of steps that will be redone
+            truncate_log(out / "log.jsonl", state["step"])  # drop records of steps that will be redone
     elif main_proc:
-        _truncate_log(out / "log.jsonl", 0)  # a run killed before its first checkpoint starts over
+        truncate_log(out / "log.jsonl", 0)  # a run killed before its first checkpoint starts over
 
     dataset = PairedPatchDataset(train_imgs, cfg.scale, cfg.configs, lr_patch=cfg.lr_patch, augment=True,
                                  seed=cfg.seed, length=10**12, cache=True)
@@ -417,9 +366,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
         num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
         worker_init_fn=lambda _: torch.set_num_threads(1))
     if main_proc:
-        (out / "config.json").write_text(json.dumps({"train": cfg.to_dict(), "model": _jsonable(mcfg)}, indent=1))
+        (out / "config.json").write_text(json.dumps({"train": cfg.to_dict(), "model": jsonable(mcfg)}, indent=1))
         # One record per leg (a fresh start or a resume): how this part of the run computes.
-        _log(out / "log.jsonl", {"step": start, "leg": {"device": str(device), "precision": describe(cfg.precision, device),
+        append_log(out / "log.jsonl", {"step": start, "leg": {"device": str(device), "precision": describe(cfg.precision, device),
                                                         "threads": torch.get_num_threads(), "world": world,
                                                         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                                                         **({"command": command} if command else {})}})
@@ -428,7 +377,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
         if main_proc:
             save_checkpoint(ckpt_path, {"model": _unwrap(net).state_dict(), "optimizer": opt.state_dict(),
                                         "scheduler": sched.state_dict(), "state": dict(state), "rng": rng_state(),
-                                        "train_config": cfg.to_dict(), "model_config": _jsonable(mcfg),
+                                        "train_config": cfg.to_dict(), "model_config": jsonable(mcfg),
                                         **({} if ema is None else {"ema": ema.state_dict()})})
 
     def judged() -> nn.Module:
@@ -443,11 +392,11 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
             improved = res["psnr"] > state["best"] + 1e-4
             if improved:
                 state.update(best=res["psnr"], best_step=step, bad_vals=0)
-                save_checkpoint(out / "best.pt", {"model": judged().state_dict(), "model_config": _jsonable(mcfg),
+                save_checkpoint(out / "best.pt", {"model": judged().state_dict(), "model_config": jsonable(mcfg),
                                                   "train_config": cfg.to_dict(), "step": step, "val": res})
             else:
                 state["bad_vals"] += 1
-            _log(out / "log.jsonl", {"step": step, "val_psnr": res["psnr"], "val_bicubic": res["bicubic"],
+            append_log(out / "log.jsonl", {"step": step, "val_psnr": res["psnr"], "val_bicubic": res["bicubic"],
                                      "per_config": res["per_config"], "bicubic_per_config": res["bicubic_per_config"],
                                      "elapsed": state["elapsed"]})
             stop = state["bad_vals"] >= cfg.patience
@@ -503,7 +452,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
                 start_from = (f"from {out / 'best.pt'} (--init) " if (out / "best.pt").exists() else "")
                 raise DivergedError(f"the loss became {lv} at step {step}: training diverged. Start a new run "
                                     f"{start_from}with a lower --lr" + ("" if cfg.grad_clip else " or with --grad-clip 1.0"))
-            _log(out / "log.jsonl", {"step": step, "loss": lv, "lr": sched.get_last_lr()[0],
+            append_log(out / "log.jsonl", {"step": step, "loss": lv, "lr": sched.get_last_lr()[0],
                                      "elapsed": round(state["elapsed"], 3)})
             bar.set_postfix(loss=f"{lv:.4f}", best=f"{state['best']:.2f}")
         bar.update(1)
@@ -525,43 +474,3 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
         torch.distributed.destroy_process_group()
     return {"steps": step, "stopped_by": stopped_by, "best_psnr": state["best"], "best_step": state["best_step"],
             "elapsed_s": state["elapsed"], "out": str(out)}
-
-
-def _jsonable(d: dict) -> dict:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
-
-
-def read_log(run_dir: str | os.PathLike) -> tuple[list[dict], list[dict]]:
-    """The training records and the validation records of a run's ``log.jsonl``."""
-    recs = [json.loads(line) for line in Path(run_dir, "log.jsonl").read_text().splitlines() if line.strip()]
-    return [r for r in recs if "loss" in r], [r for r in recs if "val_psnr" in r]
-
-
-def read_legs(run_dir: str | os.PathLike) -> list[dict]:
-    """The legs of a run (each start or resume): step, device, precision, threads, start time and,
-    where it was logged, the command."""
-    recs = [json.loads(line) for line in Path(run_dir, "log.jsonl").read_text().splitlines() if line.strip()]
-    return [{"step": r["step"], **r["leg"]} for r in recs if "leg" in r]
-
-
-def plot_curves(run_dir: str | os.PathLike, axes=None, smooth: int = 25):
-    """Loss (smoothed) and validation PSNR-Y against step, with the bicubic level for reference."""
-    import matplotlib.pyplot as plt
-
-    tr, va = read_log(run_dir)
-    if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    steps = np.array([r["step"] for r in tr])
-    loss = np.array([r["loss"] for r in tr])
-    if len(loss) >= smooth > 1:
-        loss_s = np.convolve(loss, np.ones(smooth) / smooth, mode="valid")
-        axes[0].plot(steps[smooth - 1:], loss_s)
-    else:
-        axes[0].plot(steps, loss)
-    axes[0].set(xlabel="step", ylabel="loss (eq. 12)", yscale="log", title="training loss")
-    if va:
-        axes[1].plot([r["step"] for r in va], [r["val_psnr"] for r in va], "o-", label="model")
-        axes[1].axhline(va[0]["val_bicubic"], color="gray", ls="--", label="bicubic")
-        axes[1].set(xlabel="step", ylabel="PSNR-Y (dB)", title="validation")
-        axes[1].legend()
-    return axes
