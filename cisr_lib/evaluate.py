@@ -57,11 +57,21 @@ import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cisr_lib.messages import one_line
+from cisr_lib.methods import (  # noqa: F401  (BICUBIC, MethodSpec, method_id: re-exported)
+    BICUBIC,
+    MethodSpec,
+    PathLike,
+    is_module,
+    load_method,
+    method_id,
+    method_label,
+    pick,
+)
 from cisr_lib.report import markdown_report, table_ar, table_i, table_ii, table_steps  # noqa: F401
 
 if TYPE_CHECKING:
@@ -90,11 +100,6 @@ FORMAT = "cisr-eval/1"
 CACHE_FILE = "cache.jsonl"
 RESULTS_FILE = "results.json"
 TABLES_FILE = "tables.md"
-BICUBIC = "bicubic"
-
-PathLike = Union[str, os.PathLike]
-ModelSpec = Union[PathLike, "nn.Module"]
-MethodSpec = Union[str, PathLike, "nn.Module", Mapping[int, ModelSpec]]
 
 # torch, OpenCV and the metrics are imported inside the functions that use them, so that
 # ``cisr --help`` and the other subcommands (which import this module to register ``eval``)
@@ -214,90 +219,7 @@ def _input_hash(smp: TestSample) -> str:
     return h.hexdigest()[:16]
 
 
-# Methods.
-
-
-def _module_sha256(model: nn.Module) -> str:
-    """Hash of a module's class, configuration and every tensor of its state dict."""
-    import torch
-
-    h = hashlib.sha256(type(model).__qualname__.encode())
-    h.update(json.dumps(getattr(model, "config", {}), sort_keys=True, default=str).encode())
-    for key, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"|{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def _is_module(obj: Any) -> bool:
-    from torch import nn
-
-    return isinstance(obj, nn.Module)
-
-
-def _pick(method: MethodSpec, scale: int) -> str | PathLike | nn.Module:
-    if isinstance(method, Mapping):
-        if scale not in method:
-            raise ValueError(f"no model given for x{scale} (the method dict has scales {sorted(method)})")
-        return method[scale]
-    return method
-
-
-def method_id(method: MethodSpec, scale: int, window: int | None = None, precision: str = "fp32") -> str:
-    """The cache key of a method at one scale.
-
-    Args:
-        method: ``"bicubic"``, a weights-file path, an ``nn.Module``, or a dict scale -> path/module.
-        scale: the scale.
-        window: the non-local search radius passed to :func:`~cisr_lib.pretrained.load_model`.
-        precision: the resolved arithmetic, "fp32" or "bf16" (:func:`cisr_lib.precision.resolve`).
-
-    Returns:
-        ``"bicubic"``, ``"weights:STEM:SHA16[:window=R][:bf16]"`` with the SHA-256 of the file, or
-        ``"module:CLASS:SHA16[:bf16]"`` with :func:`_module_sha256`.
-
-    Raises:
-        FileNotFoundError: a weights path that does not exist.
-        ValueError: no model for this scale in a dict.
-    """
-    from cisr_lib.files import sha256_file
-
-    m = _pick(method, scale)
-    if isinstance(m, str) and m == BICUBIC:
-        return BICUBIC
-    tag = ":bf16" if precision == "bf16" else ""
-    if _is_module(m):
-        return f"module:{type(m).__name__}:{_module_sha256(m)[:16]}{tag}"
-    path = Path(m)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    return f"weights:{path.stem}:{sha256_file(path)[:16]}" + ("" if window is None else f":window={window}") + tag
-
-
-def _label(method: MethodSpec, scale: int) -> str:
-    m = _pick(method, scale)
-    if isinstance(m, str) and m == BICUBIC:
-        return "Bicubic"
-    if _is_module(m):
-        cfg = getattr(m, "config", {})
-        return f"{cfg.get('name', type(m).__name__)} {cfg.get('variant', '')}".strip()
-    return Path(m).stem
-
-
-def _load(method: MethodSpec, scale: int, window: int | None, device: torch.device) -> nn.Module | None:
-    """The model of a method at one scale, on ``device`` in eval mode (None for bicubic)."""
-    from cisr_lib.pretrained import load_model
-
-    m = _pick(method, scale)
-    if isinstance(m, str) and m == BICUBIC:
-        return None
-    if _is_module(m):
-        if getattr(m, "scale", scale) != scale:
-            raise ValueError(f"the module is a x{m.scale} model, not x{scale}")
-        return m.to(device).eval()
-    runtime = {} if window is None else {"window": window}
-    return load_model(m, scale=scale, device=device, **runtime)
+# Running a method.
 
 
 def _run(model: nn.Module | None, z: np.ndarray, scale: int, device: torch.device,
@@ -512,7 +434,7 @@ def evaluate(
         raise ValueError(f"window must be a search radius >= 1 or None (the whole image), got {window!r}")
     if isinstance(method, str) and method == BICUBIC and window is not None:
         raise ValueError("window applies to a model, not to bicubic")
-    if window is not None and any(_is_module(_pick(method, s)) for s in scales):
+    if window is not None and any(is_module(pick(method, s)) for s in scales):
         raise ValueError("window applies when loading a weights file; build the module with window=... instead")
     dev = select_device(str(device)) if not isinstance(device, torch.device) else device
     from cisr_lib.precision import describe, resolve as resolve_precision
@@ -525,7 +447,7 @@ def evaluate(
     model_method = not (isinstance(method, str) and method == BICUBIC)
     prec = resolve_precision(precision, dev) if model_method else "fp32"  # bicubic is numpy float64
     ids = {s: method_id(method, s, window, prec) for s in scales}
-    labels = {_label(method, s) for s in scales}
+    labels = {method_label(method, s) for s in scales}
     name = label or " / ".join(sorted(labels))
 
     records: list[dict] = []
@@ -542,7 +464,7 @@ def evaluate(
                 rec = cache.get(key, with_ifc)
                 if rec is None:
                     if not loaded:
-                        model, loaded = _load(method, s, window, dev), True
+                        model, loaded = load_method(method, s, window, dev), True
                     t0 = time.perf_counter()
                     try:
                         ys, xs = _run(model, smp.z, s, dev, prec)
