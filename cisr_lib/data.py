@@ -48,7 +48,7 @@ from cisr_lib.imageio import (
     MultiFrameWarning,
     PathLike,
     PrecisionLossWarning,
-    _ImageStore,
+    ImageStore,
     check_readable,
     check_writable,
     encode_image,
@@ -286,7 +286,7 @@ class PairedPatchDataset(Dataset):
             raise ValueError(f"margin must be a non-negative multiple of 16, got {margin!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        self.images = _ImageStore(hr_images, cache)
+        self.images = ImageStore(hr_images, cache)
         if length is None:
             length = len(self.images)
         if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
@@ -381,7 +381,7 @@ class PairedImageDataset(Dataset):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = int(seed)
-        self.images = _ImageStore(hr_images, cache)
+        self.images = ImageStore(hr_images, cache)
         self.names = self.images.names
 
     def __len__(self) -> int:

@@ -418,7 +418,7 @@ def evaluate(
     import torch
 
     from cisr_lib.degradations import check_scale
-    from cisr_lib.imageio import _atomic_write_bytes
+    from cisr_lib.imageio import atomic_write_bytes
     from cisr_lib.device import select_device
 
     scales = [check_scale(s) for s in scales]
@@ -507,6 +507,6 @@ def evaluate(
         "records": records,
     }
     if out is not None:
-        _atomic_write_bytes(out / RESULTS_FILE, (json.dumps(result, indent=1) + "\n").encode(), overwrite=True)
-        _atomic_write_bytes(out / TABLES_FILE, markdown_report(result).encode(), overwrite=True)
+        atomic_write_bytes(out / RESULTS_FILE, (json.dumps(result, indent=1) + "\n").encode(), overwrite=True)
+        atomic_write_bytes(out / TABLES_FILE, markdown_report(result).encode(), overwrite=True)
     return result

@@ -18,7 +18,7 @@ Design decisions (each is explained where it is implemented):
   then a rename) and refuses to replace an existing file unless ``overwrite=True``
   (:class:`ImageWriteError`, a ``FileExistsError``).
 * Datasets and the test-set builder accept each HR image as an array or a path
-  (``ImageSource``); ``_ImageStore`` checks such a list once and reads the paths on demand.
+  (``ImageSource``); ``ImageStore`` checks such a list once and reads the paths on demand.
 
 The paper made its degraded data with MATLAB ``imresize``/``imwrite`` and OpenCV ``imwrite``;
 those operators live in :mod:`cisr_lib.degradations`, and this module only reads and writes files.
@@ -58,6 +58,8 @@ __all__ = [
     "write_image",
     "check_writable",
     "check_readable",
+    "atomic_write_bytes",
+    "ImageStore",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -101,7 +103,7 @@ WRITE_EXTENSIONS: dict[str, str] = {
 """File extension (lower case) -> Pillow format used by :func:`write_image`."""
 
 _EXIF_ORIENTATION_TAG = 0x0112
-_TMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # temporary files of _atomic_write_bytes
+_TMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # temporary files of atomic_write_bytes
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -375,7 +377,7 @@ def encode_image(
     return buf.getvalue()
 
 
-def _atomic_write_bytes(path: Path, data: bytes, overwrite: bool) -> None:
+def atomic_write_bytes(path: Path, data: bytes, overwrite: bool) -> None:
     """:func:`cisr_lib.files.atomic_write` with this module's errors (temporary ``.NAME.<hex>.tmp``)."""
     try:
         atomic_write(path, data, overwrite)
@@ -465,7 +467,7 @@ def write_image(
     if not overwrite and p.exists():
         raise ImageWriteError(f"refusing to overwrite {p}: it exists (pass overwrite=True)")
     data = encode_image(img, p.suffix, quality=quality, lossless=lossless, subsampling=subsampling)
-    _atomic_write_bytes(p, data, overwrite)
+    atomic_write_bytes(p, data, overwrite)
     return p
 
 
@@ -492,7 +494,7 @@ def _is_pathlike(x: object) -> bool:
     return isinstance(x, (str, os.PathLike))
 
 
-class _ImageStore:
+class ImageStore:
     """A list of HR images given as arrays or paths; paths are read on demand (optional cache)."""
 
     def __init__(self, images: Sequence[ImageSource] | Mapping[str, ImageSource], cache: bool):

@@ -48,8 +48,8 @@ from cisr_lib.imageio import (
     _TMP_NAME,
     ImageSource,
     PathLike,
-    _atomic_write_bytes,
-    _ImageStore,
+    atomic_write_bytes,
+    ImageStore,
     encode_image,
     read_image,
 )
@@ -137,7 +137,7 @@ def _collect_sources(src: PathLike | Sequence[ImageSource] | Mapping[str, ImageS
     elif isinstance(src, Mapping):
         items = [(str(k), v) for k, v in src.items()]
     else:
-        store = _ImageStore(src, cache=False)
+        store = ImageStore(src, cache=False)
         items = list(zip(store.names, store.items))
     names = [n for n, _ in items]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -182,7 +182,7 @@ class _Manifest:
 
     def save(self) -> None:
         text = json.dumps(self.data, indent=1, sort_keys=True) + "\n"
-        _atomic_write_bytes(self.path, text.encode(), overwrite=True)
+        atomic_write_bytes(self.path, text.encode(), overwrite=True)
 
 
 def _check_folder(out: Path, man: _Manifest) -> None:
@@ -323,7 +323,7 @@ def build_test_set(
             man.settings["configs"] = sorted(set(man.settings["configs"]) | {config_name(c, q) for c, q in configs})
             man.save()  # hashes first, files second: every file on disk is listed
             for rel, data in missing.items():
-                _atomic_write_bytes(out / rel, data, overwrite=False)
+                atomic_write_bytes(out / rel, data, overwrite=False)
                 written += 1
         if progress:
             print(f"{name}: done ({written} files written so far)")

@@ -79,7 +79,7 @@ def test_build_test_set_resumes_after_an_interruption(tmp_path, tiny, monkeypatc
     ref = tmp_path / "ref"
     build_test_set(tiny, ref, scales=(2, 3), configs=CONFIGS)
     out = tmp_path / "ts"
-    real = T._atomic_write_bytes
+    real = T.atomic_write_bytes
     calls = {"n": 0}
 
     def dying_write(path, data, overwrite):
@@ -88,10 +88,10 @@ def test_build_test_set_resumes_after_an_interruption(tmp_path, tiny, monkeypatc
             raise KeyboardInterrupt  # the user pressed Ctrl-C half-way
         real(path, data, overwrite)
 
-    monkeypatch.setattr(T, "_atomic_write_bytes", dying_write)
+    monkeypatch.setattr(T, "atomic_write_bytes", dying_write)
     with pytest.raises(KeyboardInterrupt):
         build_test_set(tiny, out, scales=(2, 3), configs=CONFIGS)
-    monkeypatch.setattr(T, "_atomic_write_bytes", real)
+    monkeypatch.setattr(T, "atomic_write_bytes", real)
     partial = _tree(out)
     assert 0 < len(partial) < len(_tree(ref))
     (out / "HR/x2/.one.png.0badcafe.tmp").write_bytes(b"half a file")  # left by a killed writer

@@ -134,7 +134,7 @@ def _write(path: Path, img: np.ndarray, overwrite: bool) -> list[str]:
     """Write an upscale() result; alpha goes to PNG/WebP/TIFF, other formats drop it (a warning)."""
     from PIL import Image
 
-    from cisr_lib.imageio import WRITE_EXTENSIONS, _atomic_write_bytes, write_image
+    from cisr_lib.imageio import WRITE_EXTENSIONS, atomic_write_bytes, write_image
 
     fmt = WRITE_EXTENSIONS[path.suffix.lower()]
     if img.shape[2] in (1, 3):
@@ -148,7 +148,7 @@ def _write(path: Path, img: np.ndarray, overwrite: bool) -> list[str]:
     options = {"lossless": True} if fmt == "WEBP" else {}
     buf = io.BytesIO()  # write_image encodes HxW and HxWx3 only; the atomic write is shared
     Image.fromarray(np.ascontiguousarray(img)).save(buf, format=fmt, **options)  # LA or RGBA by shape
-    _atomic_write_bytes(path, buf.getvalue(), overwrite)
+    atomic_write_bytes(path, buf.getvalue(), overwrite)
     return []
 
 
