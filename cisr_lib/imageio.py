@@ -58,7 +58,6 @@ __all__ = [
     "write_image",
     "check_writable",
     "check_readable",
-    "atomic_write_bytes",
     "ImageStore",
 ]
 
