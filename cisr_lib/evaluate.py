@@ -173,7 +173,7 @@ class _Data:
 
     def __init__(self, data: PathLike | Sequence[Any] | Mapping[str, Any], max_side: int | None):
         from cisr_lib.imageio import read_image
-        from cisr_lib.testset import MANIFEST, _collect_sources
+        from cisr_lib.testset import MANIFEST, collect_sources
 
         self.max_side = max_side
         self.testset: Path | None = None
@@ -182,7 +182,7 @@ class _Data:
             self.testset = Path(data)
             self.description = f"test set {self.testset}"
             return
-        for name, src in _collect_sources(data).items():
+        for name, src in collect_sources(data).items():
             img = src if isinstance(src, np.ndarray) else read_image(src)
             if not (img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3):
                 raise ValueError(f"HR image {name} must be uint8 HxWx3 RGB, got {img.dtype} {img.shape}")
@@ -193,7 +193,7 @@ class _Data:
     def samples(self, scale: int, config: str) -> Iterator[TestSample]:
         """(name, hr, lr, z) of every image for one scale and configuration (test sets: in name order)."""
         from cisr_lib.degradations import degrade, parse_config
-        from cisr_lib.testset import TestSample, _config_seed, load_test_set
+        from cisr_lib.testset import TestSample, config_seed, load_test_set
 
         if self.testset is not None:
             for smp in load_test_set(self.testset, scale, config):
@@ -205,7 +205,7 @@ class _Data:
         for name, img in self.sources.items():
             if self.max_side is not None:
                 img = centre_crop(img, self.max_side, scale)
-            rng = np.random.default_rng(_config_seed(name, scale, config))  # the test-set builder's seed
+            rng = np.random.default_rng(config_seed(name, scale, config))  # the test-set builder's seed
             d = degrade(img, scale, codec, quality, rng=rng)  # (5) z = C D x
             yield TestSample(name, d.hr, d.lr, d.z)
 
@@ -341,7 +341,8 @@ def _summary(records: list[dict]) -> dict[str, Any]:
     return out
 
 
-def _normalise_configs(configs: Sequence[str | tuple[str, int]] | None) -> list[str]:
+def normalise_configs(configs: Sequence[str | tuple[str, int]] | None) -> list[str]:
+    """Configuration names ("jpeg10", ...) from names or (codec, quality) pairs; None: the paper's 10."""
     from cisr_lib.degradations import PAPER_CONFIGS, check_configs, config_name, parse_config
 
     names = []
@@ -424,7 +425,7 @@ def evaluate(
     scales = [check_scale(s) for s in scales]
     if not scales or len(set(scales)) != len(scales):
         raise ValueError(f"scales must be distinct and not empty, got {scales}")
-    cfgs = _normalise_configs(configs)
+    cfgs = normalise_configs(configs)
     if max_side is not None:
         from cisr_lib.data import crop_side
 

@@ -102,7 +102,7 @@ WRITE_EXTENSIONS: dict[str, str] = {
 """File extension (lower case) -> Pillow format used by :func:`write_image`."""
 
 _EXIF_ORIENTATION_TAG = 0x0112
-_TMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # temporary files of atomic_write_bytes
+TMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # temporary files of atomic_write_bytes
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

@@ -69,7 +69,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".a
                   ".ppm", ".pgm", ".pnm")
 """File suffixes (lower case) picked up from an input folder by ``cisr upscale``."""
 
-_ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")  # formats whose alpha channel read_image_info reads back
+ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")  # formats whose alpha channel read_image_info reads back
 
 DEFAULT_TILE = 256
 """LR tile side of ``tile="auto"``: bounded memory (one tile's activations) at a few % overlap cost."""

@@ -45,7 +45,7 @@ from cisr_lib.degradations import (
     parse_config,
 )
 from cisr_lib.imageio import (
-    _TMP_NAME,
+    TMP_NAME,
     ImageSource,
     PathLike,
     atomic_write_bytes,
@@ -123,7 +123,7 @@ def _library_versions() -> dict[str, str]:
     }
 
 
-def _collect_sources(src: PathLike | Sequence[ImageSource] | Mapping[str, ImageSource]) -> dict[str, ImageSource]:
+def collect_sources(src: PathLike | Sequence[ImageSource] | Mapping[str, ImageSource]) -> dict[str, ImageSource]:
     """name -> array or path, from a folder, a list of paths/arrays or a dict."""
     if isinstance(src, (str, os.PathLike)):
         folder = Path(src)
@@ -154,7 +154,7 @@ def _source_hash(img: np.ndarray) -> str:
     return _sha256_bytes(f"{img.shape}|".encode() + np.ascontiguousarray(img).tobytes())
 
 
-def _config_seed(name: str, scale: int, cfg: str) -> list[int]:
+def config_seed(name: str, scale: int, cfg: str) -> list[int]:
     """A per-file seed for stochastic degradations, stable across runs and platforms."""
     digest = hashlib.sha256(f"{name}/x{scale}/{cfg}".encode()).digest()
     return [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
@@ -194,7 +194,7 @@ def _check_folder(out: Path, man: _Manifest) -> None:
             rel = p.relative_to(out).as_posix()
             if rel == MANIFEST:
                 continue
-            if _TMP_NAME.fullmatch(fname):
+            if TMP_NAME.fullmatch(fname):
                 p.unlink()  # our own half-written file from an interrupted run
                 continue
             if rel not in man.files:
@@ -269,7 +269,7 @@ def build_test_set(
     if not scales:
         raise ValueError("scales is empty")
     configs = check_configs(configs)
-    sources = _collect_sources(hr_dir_or_images)
+    sources = collect_sources(hr_dir_or_images)
     out.mkdir(parents=True, exist_ok=True)
     man = _Manifest(out)
     built_with = man.settings.get("libraries", {})
@@ -306,7 +306,7 @@ def build_test_set(
                 todo = [rel for rel in targets if rel.startswith(f"x{s}/{cfg}/")]
                 if all(rel in man.files and (out / rel).exists() for rel in todo):
                     continue
-                rng = np.random.default_rng(_config_seed(name, s, cfg))
+                rng = np.random.default_rng(config_seed(name, s, cfg))
                 z, bits = compress_with_bitstream(lr, codec, q, rng=rng)  # (2) z = C y
                 payload[f"x{s}/{cfg}/{name}.png"] = encode_image(z, ".png")
                 if bits is not None:

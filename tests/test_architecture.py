@@ -80,3 +80,16 @@ def test_long_modules_are_explained_in_docs_architecture():
     long = sorted(n for n, p in _modules().items() if len(p.read_text().splitlines()) > MAX_LINES)
     missing = [n for n in long if f"`{n}`" not in text]
     assert not missing, f"over {MAX_LINES} lines without a reason in docs/architecture.md: {missing}"
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A name another module needs is public (issue: private names imported across modules)."""
+    import ast
+
+    found = []
+    for f in sorted(PKG.rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cisr_lib"):
+                found += [f"{f.relative_to(PKG.parent)}: {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    assert found == []

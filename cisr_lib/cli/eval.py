@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from cisr_lib.evaluate import BICUBIC, RESULTS_FILE, TABLES_FILE, MethodSpec, _normalise_configs, data_source, evaluate
+from cisr_lib.evaluate import BICUBIC, RESULTS_FILE, TABLES_FILE, MethodSpec, normalise_configs, data_source, evaluate
 from cisr_lib.report import table_i
 
 
@@ -46,7 +46,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         method = _weights_by_scale(args.weights, args.scales)
     else:
         method = {s: default_weights(s) for s in args.scales}
-    configs = _normalise_configs(args.configs)
+    configs = normalise_configs(args.configs)
     data = data_source(args.data)
     if args.testset:
         build_test_set(data, args.testset, scales=args.scales, configs=[parse_config(c) for c in configs])

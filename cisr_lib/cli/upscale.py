@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cisr_lib import inference
-from cisr_lib.inference import _ALPHA_FORMATS, DEFAULT_TILE, DEFAULT_WINDOW, IMAGE_SUFFIXES
+from cisr_lib.inference import ALPHA_FORMATS, DEFAULT_TILE, DEFAULT_WINDOW, IMAGE_SUFFIXES
 
 
 def add_upscale_parser(subparsers) -> argparse.ArgumentParser:
@@ -140,7 +140,7 @@ def _write(path: Path, img: np.ndarray, overwrite: bool) -> list[str]:
     if img.shape[2] in (1, 3):
         write_image(path, img, overwrite=overwrite)
         return []
-    if fmt not in _ALPHA_FORMATS:
+    if fmt not in ALPHA_FORMATS:
         write_image(path, img[:, :, :-1], overwrite=overwrite)
         return [f"{path}: {fmt} has no alpha channel; alpha dropped (use .png, .webp or .tif to keep it)"]
     if not overwrite and path.exists():
