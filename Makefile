@@ -2,6 +2,7 @@
 #   make reproduce   run every notebook headless (papermill) on the embedded data -> runs/
 #   make test        run the test suite (pytest, plus nbval on the notebooks)
 #   make book        build the course site (static HTML) from the committed notebooks -> build/book/
+#   make docs        regenerate every number block of README.md and docs/ from its committed source
 # Everything lives in a virtualenv at .venv, created on first use.
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 GPU    ?= 0
 
-.PHONY: test reproduce book weights ablations install chromium clean-venv
+.PHONY: test reproduce book docs weights ablations install chromium clean-venv
 
 install: $(STAMP) chromium
 
@@ -70,6 +71,17 @@ reproduce: $(STAMP)
 # build/book/_build/html (git-ignored).
 book: $(STAMP)
 	$(BIN)/python scripts/book.py
+
+# Every generated block of README.md and docs/ from its committed source (benchmark JSONs, the weights
+# files, the course map and measured times, the exported ablation study): no measuring, seconds.
+# tests/test_benchmark_blocks.py, test_ship.py and test_course.py fail when a block differs from this.
+docs: $(STAMP)
+	for b in recipe window_choice threads profile_step; do $(BIN)/python benchmarks/$$b.py --render --docs || exit 1; done
+	for b in train_speed peers engine_speed big_photo unfolding; do $(BIN)/python benchmarks/$$b.py --render --readme || exit 1; done
+	$(BIN)/python -m cisr_lib.ship --table --readme
+	$(BIN)/python -m cisr_lib.course --readme
+	$(BIN)/python -c "from pathlib import Path; from cisr_lib import ablations as a; \
+		a.fill_readme(a.load_results(a.EXPORT_DIR / 'results.json'), Path('README.md'))"
 
 # The shipped micro weights' procedure: x2 from scratch, then x3 and x4 starting from the x2 weights, on
 # the shared photos, with the recipe chosen in docs/training.md (lr 1e-3, 50 warm-up steps, gradient

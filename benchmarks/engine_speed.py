@@ -166,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="micro x2 only, small sizes")
     ap.add_argument("--readme", action="store_true", help="replace the block between the markers in README.md")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "engine_speed.json"))
+    ap.add_argument("--render", action="store_true", help="only re-render the README block from the saved JSON")
     args = ap.parse_args(argv)
+    if args.render:
+        return publish(table(json.loads(Path(args.out).read_text())), REPO / "README.md", TAG, args.readme)
 
     import torch
 

@@ -245,16 +245,14 @@ def report(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-MARK_START, MARK_END = "<!-- ablations:start -->", "<!-- ablations:end -->"
+TAG = "ablations"  # README.md's block: <!-- ablations:start --> ... <!-- ablations:end -->
 
 
 def fill_readme(res: dict[str, Any], readme: Path) -> None:
-    """Replace the text between the ablation markers of ``readme`` with :func:`report`."""
-    text = readme.read_text()
-    i, j = text.find(MARK_START), text.find(MARK_END)
-    if i < 0 or j < i:
-        raise ValueError(f"{readme} lacks the markers {MARK_START} ... {MARK_END}")
-    readme.write_text(text[:i + len(MARK_START)] + "\n" + report(res) + text[j:])
+    """Replace the block between the ablation markers of ``readme`` with :func:`report` (atomically)."""
+    from cisr_lib.files import fill_block
+
+    fill_block(readme, TAG, report(res).rstrip("\n"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,11 +102,12 @@ def test_report_tables_and_readme_markers(study, tmp_path):
     assert f"| w/o II-AI | 27.88 | {by['no_rem_aux']['psnr']:.3f} |" in md
     assert f"| psi | {res['summary']['frameworks']['psi']['mean']:.3f} |" in md
     readme = tmp_path / "README.md"
-    readme.write_text(f"a\n{ab.MARK_START}\nold\n{ab.MARK_END}\nb\n")
+    start, end = f"<!-- {ab.TAG}:start -->", f"<!-- {ab.TAG}:end -->"
+    readme.write_text(f"a\n{start}\nold\n{end}\nb\n")
     ab.fill_readme(res, readme)
     text = readme.read_text()
-    assert "old" not in text and md in text and text.startswith("a\n") and text.endswith(f"{ab.MARK_END}\nb\n")
-    with pytest.raises(ValueError, match="markers"):
+    assert "old" not in text and md.rstrip("\n") in text and text.startswith("a\n") and text.endswith(f"{end}\nb\n")
+    with pytest.raises(ValueError, match="block"):
         ab.fill_readme(res, _plain(tmp_path))
 
 

@@ -55,3 +55,13 @@ def test_block_is_what_its_json_renders(name):
     doc, render = CASES[name]
     module = _script(name)
     assert _block(doc, module.TAG) == render(module, _saved(name)), f"run: python benchmarks/{name}.py --render"
+
+
+def test_ablations_block_is_what_the_exported_study_renders():
+    from cisr_lib import ablations
+
+    results = ablations.EXPORT_DIR / "results.json"
+    if not results.exists():
+        pytest.skip("the ablation study is not exported")
+    block = _block(ROOT / "README.md", "ablations")
+    assert block == ablations.report(ablations.load_results(results)).rstrip("\n"), "run: make docs"
