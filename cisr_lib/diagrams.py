@@ -219,7 +219,7 @@ def module_figure(module):
     gsrc = "aux"
     if is_arm:
         o = s // 2
-        text = f"space-to-depth {s}x{s}:\ng = copy ({o},{o}),\n{s * s - 1} other copies"
+        text = f"space-to-depth {s}x{s}:\ng = copy ({o},{o}) (our\nreading), {s * s - 1} others"
         if module.aux_conv is not None:  # the official code's variant (docs/model.md)
             c = module.aux_conv
             text = f"g = bicubic down x{s};\n'copies': strided conv\n{c.in_channels}->{c.out_channels}, stride {s}"
@@ -235,7 +235,7 @@ def module_figure(module):
     sources = {"z": "z", "g": gsrc, "u": "nl"}
     for k in "zgu":
         if k in has:
-            cv.arrow(sources[k], "cat", k if k != "u" else "u")
+            cv.arrow(sources[k], "cat", "g + copies" if k == "g" and is_arm and module.use_aux else k)
     x = 11.1
     cv.box("head", x, ym, _conv_text(head, "head conv"), w=2.0)
     cv.box("body", x + 2.7, ym, _trunk_text(module.body), "trunk", w=2.6, h=1.1)

@@ -64,19 +64,26 @@ STREAMS: tuple[tuple[str, str], ...] = (("I-CI", "no_arm_input"), ("I-AI", "no_a
                                         ("II-CI", "no_rem_input"), ("II-AI", "no_rem_aux"))
 
 # The supplementary material: the paper's online appendix (SUPPLEMENT_URL), reproduced after the references
-# in the text of ../shared/seed/. The facts this project uses from it, quoted, by its section number.
+# in the text of ../shared/seed/. SUPPLEMENT holds verbatim quotes (italics dropped), by section number;
+# SUPPLEMENT_NOTES what this project reads in a section that has no sentence to quote.
 SUPPLEMENT_URL = "http://www.vista.ac.cn/cisr-pcs/"
 SUPPLEMENT: dict[str, str] = {
+    "1": "We take these 100 images as our testing data for our all experiments.",
     "2": ("We prepare dataset by two steps: 1) Bicubic down-sampling by MATLAB imresize. 2) Compressing "
           "down-sampled images by MATLAB imwrite for JPEG or OPENCV imwrite for WebP."),
-    "3": ("Comparisons for Compression Artifacts Reduction: PSNR and SSIM of the artifact-reduction output per "
-          "compression type and quality factor (SUPP_TABLE_AR); the scale and the test images are not stated."),
-    "5": "Each Time Step Results: figures only, no numbers.",
+    "3": "3. Comparisons for Compression Artifacts Reduction",
+    "5": "5. Each Time Step Results",
+}
+SUPPLEMENT_NOTES: dict[str, str] = {
+    "3": ("a table of PSNR and SSIM of the artifact-reduction output per compression type and quality factor "
+          "(SUPP_TABLE_AR), on the 100 test images of sec. 1; the scale is not stated"),
+    "5": "figures only, no numbers",
 }
 
 # Supplementary sec. 3.1: artifact reduction, PSNR then SSIM per configuration (CONFIG_NAMES order), and
-# the "Average" column as published. The published averages are not the means of their rows (tiny PSNR:
-# row mean 33.64, published 33.66; full: 33.785 against 33.87); tests/test_paper.py records this.
+# the "Average" column as published. The published averages are not the means of their rows, in PSNR nor
+# in SSIM (tests/test_paper.py records this), and tiny's jpeg30 PSNR (34.82) is the only cell where tiny
+# beats full (34.50), while tiny's jpeg20 and jpeg40 are below full's: probably a typo in the paper.
 _SUPP_AR_ROWS = {
     "tiny": ("30.32 32.84 34.82 35.34 36.16 30.81 31.91 33.48 34.77 35.95", 33.66,
              "0.8603 0.9126 0.9345 0.9462 0.9541 0.8655 0.8900 0.9183 0.9363 0.9487", 0.9226),
