@@ -49,7 +49,7 @@ def _crop_to_multiple(x: np.ndarray, m: int) -> np.ndarray:
     return x[:h, :w]
 
 
-def _ifc_reference_gsm(c: np.ndarray, m: int = _IFC_M) -> tuple[np.ndarray, np.ndarray]:
+def reference_gsm(c: np.ndarray, m: int = _IFC_M) -> tuple[np.ndarray, np.ndarray]:
     """GSM parameters of one reference subband: the s^2 field and the eigenvalues of C_U.
 
     Args:
@@ -83,7 +83,7 @@ def _ifc_reference_gsm(c: np.ndarray, m: int = _IFC_M) -> tuple[np.ndarray, np.n
     return s2, lam
 
 
-def _ifc_channel(
+def distortion_channel(
     c: np.ndarray, d: np.ndarray, window: int, m: int = _IFC_M
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distortion channel d = g c + v of one subband, fitted in a window around each block.
@@ -151,8 +151,8 @@ def ifc_gray(dist: np.ndarray, ref: np.ndarray) -> float:
         c = np.asarray(pyr_c.pyr_coeffs[key], dtype=np.float64)
         d = np.asarray(pyr_d.pyr_coeffs[key], dtype=np.float64)
         window = _ifc_window(key[0])
-        g, vv = _ifc_channel(c, d, window)
-        s2, lam = _ifc_reference_gsm(c)
+        g, vv = distortion_channel(c, d, window)
+        s2, lam = reference_gsm(c)
         # discard blocks whose regression window overhangs the subband border
         off = math.ceil(((window - 1) / 2) / _IFC_M)
         g, vv, s2 = (a[off:-off, off:-off] for a in (g, vv, s2))
