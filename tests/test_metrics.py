@@ -9,7 +9,7 @@ from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from cisr_lib.color import rgb2ycbcr
-from cisr_lib.ifc import _IFC_BANDS, _ifc_channel, _ifc_reference_gsm
+from cisr_lib.ifc import _IFC_BANDS, distortion_channel, reference_gsm
 from cisr_lib.metrics import (
     evaluate_pair,
     ifc,
@@ -191,7 +191,7 @@ def test_ifc_uses_the_0_and_90_degree_bands_of_every_scale():
 def test_ifc_reference_gsm_against_explicit_patches():
     rng = np.random.default_rng(2)
     c = rng.normal(size=(20, 23)).cumsum(axis=1)  # correlated rows, cropped to 18 x 21
-    s2, lam = _ifc_reference_gsm(c)
+    s2, lam = reference_gsm(c)
     cc = c[:18, :21]
     patches = np.array(
         [cc[p : p + 3, q : q + 3].ravel() for p in range(16) for q in range(19)]
@@ -211,7 +211,7 @@ def test_ifc_channel_against_brute_force_regression():
     d = 0.7 * c + 0.3 * rng.normal(size=c.shape)
     d[:9, :9] = -c[:9, :9]  # anti-correlated corner: negative gain is clamped to 0
     win = 5
-    g, vv = _ifc_channel(c, d, win)
+    g, vv = distortion_channel(c, d, win)
     assert g.shape == vv.shape == (10, 11)
     pc = np.pad(c, win // 2, mode="reflect")  # numpy 'reflect' = pyrtools 'reflect1'
     pd = np.pad(d, win // 2, mode="reflect")
