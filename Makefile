@@ -73,11 +73,13 @@ book: $(STAMP)
 	$(BIN)/python scripts/book.py
 
 # Every generated block of README.md and docs/ from its committed source (benchmark JSONs, the weights
-# files, the course map and measured times, the exported ablation study): no measuring, seconds.
+# files, the course map and measured times, the exported ablation study, the FLOPs counts): no measuring,
+# about 15 seconds.
 # tests/test_benchmark_blocks.py, test_ship.py and test_course.py fail when a block differs from this.
 docs: $(STAMP)
 	for b in recipe window_choice threads profile_step; do $(BIN)/python benchmarks/$$b.py --render --docs || exit 1; done
 	for b in train_speed peers engine_speed big_photo unfolding; do $(BIN)/python benchmarks/$$b.py --render --readme || exit 1; done
+	$(BIN)/python benchmarks/model_speed.py --flops-table --docs > /dev/null
 	$(BIN)/python -m cisr_lib.ship --table --readme
 	$(BIN)/python -m cisr_lib.course --readme
 	$(BIN)/python -c "from pathlib import Path; from cisr_lib import ablations as a; \

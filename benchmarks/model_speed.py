@@ -27,10 +27,11 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-from cisr_lib.models import build_model, count_parameters
+from cisr_lib.models import build_config, build_model, count_parameters
 from cisr_lib.models.nonlocal_op import DEFAULT_CHUNK_ELEMS
 
 
@@ -91,6 +92,25 @@ def nl_flops_per_output_pixel(cfg: dict, scale: int, size: int, window: int | No
     return 2 * cfg["steps"] * per_call / (n * scale * scale)
 
 
+FLOPS_TAG = "flops"
+
+
+def flops_table(configs=("micro", "tiny", "full"), scales=(2, 3, 4), sizes=(256, 48)) -> str:
+    """The FLOPs table of docs/model.md: convolutions counted by FlopCounterMode on a 32x32 LR input, the
+    NL operator's products from the formula (M = N), per HR output pixel, in MFLOP. Counting, not timing:
+    the same on every machine, so tests/test_benchmark_blocks.py recomputes it."""
+    lines = ["| config | scale | convolutions | " + " | ".join(f"NL at {n}x{n}" for n in sizes) + " |",
+             "| --- | --- | --- |" + " --- |" * len(sizes)]
+    for name in configs:
+        cfg = build_config(name)
+        conv = [conv_flops_per_output_pixel(name, s)["conv_flops_per_px"] / 1e6 for s in scales]
+        cells = [" / ".join(f"{c:.2f}" for c in conv) + " MFLOP"]
+        cells += [" / ".join(f"{nl_flops_per_output_pixel(cfg, s, n, None) / 1e6:.2f}" for s in scales) + " MFLOP"
+                  for n in sizes]
+        lines.append(f"| {name} | " + " / ".join(f"x{s}" for s in scales) + " | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", default="micro,tiny")
@@ -105,8 +125,16 @@ def main() -> None:
     p.add_argument("--json", default=None, help="append the JSON records to this file")
     p.add_argument("--one", nargs=7, metavar=("NAME", "SCALE", "SIZE", "WINDOW", "DEVICE", "REPEATS", "CHUNK"),
                    help=argparse.SUPPRESS)  # fmt: skip
+    p.add_argument("--flops-table", action="store_true",
+                   help="print the FLOPs table (counting, no timing); with --docs also fill docs/model.md's block")
+    p.add_argument("--docs", action="store_true")
     a = p.parse_args()
 
+    if a.flops_table:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from blocks import publish
+
+        sys.exit(publish(flops_table(), Path(__file__).resolve().parent.parent / "docs" / "model.md", FLOPS_TAG, a.docs))
     if a.one:
         name, scale, size, window, device, repeats, chunk = a.one
         win = None if window == "none" else int(window)
@@ -128,8 +156,6 @@ def main() -> None:
             sys.exit(f"run {name} x{scale} failed:\n{res.stderr}")
         rec = json.loads(res.stdout.strip().splitlines()[-1])
         if not a.no_flops:
-            from cisr_lib.models import build_config
-
             rec.update(conv_flops_per_output_pixel(name, scale))
             rec["nl_flops_per_px"] = nl_flops_per_output_pixel(build_config(name), scale, size, a.window)
         records.append(rec)

@@ -65,3 +65,9 @@ def test_ablations_block_is_what_the_exported_study_renders():
         pytest.skip("the ablation study is not exported")
     block = _block(ROOT / "README.md", "ablations")
     assert block == ablations.report(ablations.load_results(results)).rstrip("\n"), "run: make docs"
+
+
+def test_flops_block_is_what_the_models_count():
+    """Counting, not timing: recomputed here (FlopCounterMode on 32x32 inputs, about 10 s)."""
+    module = _script("model_speed")
+    assert _block(ROOT / "docs" / "model.md", module.FLOPS_TAG) == module.flops_table(), "run: make docs"
