@@ -28,6 +28,7 @@ from cisr_lib.files import atomic_write
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
+GPU_PARAMS = Path(__file__).resolve().parent / "params_gpu.yaml"  # ships with the package: hosted notebooks read it
 SOLUTIONS = REPO / "solutions"  # the answer key: solutions/NN_<stem of the notebook>.ipynb
 ANSWERS = SOLUTIONS / "results"  # measured results of the long answers (RUN_LONG), one JSON per answer
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -76,6 +77,32 @@ def setup(device: str = "auto", seed: int = 0, threads: int | None = 2, precisio
         set_default(precision)
     seed_everything(seed)
     return select_device(device)
+
+
+def gpu_parameters(stem: str, device, use: bool = True) -> dict:
+    """The GPU parameters of a notebook (``cisr_lib/params_gpu.yaml``) when it runs on CUDA, else ``{}``.
+
+    The setup cell of a notebook that has GPU parameters calls ``globals().update(gpu_parameters(...))``
+    right after :func:`setup`, so that a notebook opened on a GPU (a hosted notebook, say) trains and
+    evaluates the paper's tiny model at the paper's sizes instead of the CPU defaults. ``use=False`` (the
+    notebook's ``GPU_PARAMETERS = False``) keeps the parameters as they are. What changes is printed.
+
+    Args:
+        stem: the notebook's file name without ``.ipynb``.
+        device: the ``torch.device`` that :func:`setup` returned.
+        use: False to keep the notebook's own parameters on a GPU too.
+    """
+    if not use or getattr(device, "type", str(device)) != "cuda":
+        return {}
+    params = {k: v for k, v in params_for(load_params(GPU_PARAMS), stem).items() if k != "DEVICE"}
+    if "THREADS" in params:  # setup() has already set the old value
+        import torch
+
+        torch.set_num_threads(int(params["THREADS"]))
+    if params:
+        print("on CUDA: the GPU parameters of cisr_lib/params_gpu.yaml replace the CPU defaults: "
+              + ", ".join(f"{k} = {v!r}" for k, v in params.items()) + " (GPU_PARAMETERS = False keeps them)")
+    return params
 
 
 def cmp(name: str, ours, reference, atol: float = 1e-6, rtol: float = 0.0) -> bool:

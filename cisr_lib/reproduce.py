@@ -2,7 +2,7 @@
 
 Each notebook in ``notebooks/NN_*.ipynb`` is executed in order by papermill (Python API, one
 process) with its default parameters (the small CPU settings), or with the GPU settings from
-``notebooks/params_gpu.yaml`` when ``--gpu`` is given. Executed copies go to the git-ignored
+``cisr_lib/params_gpu.yaml`` when ``--gpu`` is given. Executed copies go to the git-ignored
 ``runs/`` folder; the source notebooks are never overwritten. Notebooks report headline numbers
 through :func:`record`, which appends to the JSON file named by ``CISR_SUMMARY``; the runner
 collects them with the bicubic baseline on the embedded photos into ``runs/summary.md``.
@@ -79,7 +79,7 @@ def _run_notebooks(notebooks: list[Path], out: Path, params: dict, summary: Path
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cisr_lib.reproduce", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs", help="folder for executed notebooks and summary.md (default: runs)")
-    ap.add_argument("--gpu", action="store_true", help="use the GPU parameters of notebooks/params_gpu.yaml")
+    ap.add_argument("--gpu", action="store_true", help="use the GPU parameters of cisr_lib/params_gpu.yaml")
     ap.add_argument("--only", nargs="*", default=None, help="run only notebooks whose name starts with these")
     args = ap.parse_args(argv)
 
@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         notebooks = [n for n in notebooks if any(n.stem.startswith(o) for o in args.only)]
     params: dict = {}
     if args.gpu:
-        pfile = REPO / "notebooks" / "params_gpu.yaml"
+        from cisr_lib.nbtools import GPU_PARAMS
+
+        pfile = GPU_PARAMS
         if not pfile.exists():
             print(f"error: --gpu needs {pfile.relative_to(REPO)}", file=sys.stderr)
             return 2

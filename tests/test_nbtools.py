@@ -108,3 +108,28 @@ def test_nbval_compares_checked_cells_of_the_ci_copy(tmp_path, ci_n, passes):
                         "--nbval-current-env", "--nbval-sanitize-with", str(REPO / "notebooks" / "nbval_sanitize.cfg"),
                         str(tmp_path / "ci")], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert (r.returncode == 0) == passes, r.stdout[-2000:]
+
+
+def test_gpu_parameters_apply_on_cuda_only_and_can_be_refused(capsys):
+    import torch
+
+    assert nbtools.gpu_parameters("10_evaluation", torch.device("cpu")) == {}
+    threads = torch.get_num_threads()
+    try:
+        got = nbtools.gpu_parameters("10_evaluation", torch.device("cuda"))  # only the type is read
+        assert got == {k: v for k, v in nbtools.params_for(nbtools.load_params(nbtools.GPU_PARAMS),
+                                                            "10_evaluation").items() if k != "DEVICE"}
+        assert got["MODEL"] == "tiny" and "GPU_PARAMETERS = False" in capsys.readouterr().out
+        assert nbtools.gpu_parameters("10_evaluation", torch.device("cuda"), use=False) == {}
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_notebooks_with_gpu_parameters_apply_them_after_setup():
+    import nbformat
+
+    for stem in set(nbtools.load_params(nbtools.GPU_PARAMS)) - {"*"}:
+        path = nbtools.NOTEBOOKS / f"{stem}.ipynb"
+        assert nbtools.declared_parameters(path).get("GPU_PARAMETERS") == "True", stem
+        src = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        assert f'gpu_parameters("{stem}", device, GPU_PARAMETERS)' in src, stem

@@ -16,8 +16,9 @@ IDS = [p.stem for p in NOTEBOOKS]
 
 
 def test_ci_and_gpu_parameter_files_name_only_real_notebooks_and_parameters():
-    for name in ("params_ci.yaml", "params_gpu.yaml"):
-        params = nbtools.load_params(nbtools.NOTEBOOKS / name)
+    for path in (nbtools.NOTEBOOKS / "params_ci.yaml", nbtools.GPU_PARAMS):
+        name = path.name
+        params = nbtools.load_params(path)
         stems = {p.stem for p in NOTEBOOKS}
         assert set(params) - {"*"} <= stems, f"{name} names notebooks that do not exist"
         for nb in NOTEBOOKS:
