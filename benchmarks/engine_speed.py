@@ -31,7 +31,6 @@ import argparse
 import inspect
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -40,6 +39,8 @@ import time
 from pathlib import Path
 
 from blocks import REPO, baseline_worktree, publish  # benchmarks/blocks.py
+
+from cisr_lib.runtime import cpu_name
 TAG = "engine-speed"
 
 
@@ -114,16 +115,6 @@ def _subprocess(root: Path, kind: str, kwargs: dict) -> dict:
     return json.loads(lines[-1][len("RESULT"):])
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def table(res: dict) -> str:
     ways = res["ways"]
     default = res["training"][0]["default"]["precision"] if res["training"] else "?"
@@ -177,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         ways = {"fp32": (REPO, "fp32"), "default": (REPO, "auto")}
         if worktree is not None:
             ways = {"before": (worktree, None), **ways}
-        res = {"date": time.strftime("%Y-%m-%d"), "cpu": _cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
+        res = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
                "torch": torch.__version__, "load": os.getloadavg()[0], "baseline_rev": args.baseline_rev,
                "ways": list(ways), "repeats": args.repeats, "train_steps": args.train_steps,
                "inference": [], "training": []}

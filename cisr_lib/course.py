@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
 from cisr_lib.files import atomic_write, fill_block
+from cisr_lib.nbtools import notebooks
 
 HERE = Path(__file__).resolve().parent
 MAP_FILE = HERE / "course_map.json"
@@ -82,27 +82,6 @@ def run_times(path: str | os.PathLike = TIMES_FILE) -> dict:
     """{"notebooks": {number: {"seconds", "date", "machine", "settings"}}}; empty when never measured."""
     path = Path(path)
     return json.loads(path.read_text()) if path.exists() else {"notebooks": {}}
-
-
-def machine() -> str:
-    """A short description of this machine's CPU (and GPU when torch sees one), for the time records."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{os.cpu_count()}-core {cpu}"
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            text += f", {torch.cuda.get_device_name(0)}"
-    except Exception:  # torch missing or its CUDA probe failing must not stop a time record
-        pass
-    return text
 
 
 def duration(seconds: float) -> str:
@@ -181,8 +160,9 @@ def map_table(links: str | None = "notebooks/", times: dict | None = None) -> st
     cmap = course_map()
     head = "| # | notebook | what it builds | needs |" + (" default run |" if times is not None else "")
     rows = [head, "|---|---|---|---|" + ("---|" if times is not None else "")]
+    files = {p.name[:2]: p for p in notebooks()}  # number -> notebooks/NN_name.ipynb
     for n, e in cmap.items():
-        stem = next(iter(sorted((HERE.parent / "notebooks").glob(f"{n}_*.ipynb"))), None)
+        stem = files.get(n)
         link = f"[{e['name']}]({links}{stem.name})" if stem and links is not None else e["name"]
         row = f"| {n} | {link} | {e['builds']} | {', '.join(e['needs']) or '-'} |"
         if times is not None:

@@ -152,7 +152,7 @@ def long_answer(name: str, compute, run: bool, folder: str | os.PathLike | None 
     """
     import json
 
-    from cisr_lib.course import machine
+    from cisr_lib.runtime import machine
 
     path = Path(folder or ANSWERS) / f"{name}.json"
     if run:

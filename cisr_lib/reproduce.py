@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = _run_notebooks(notebooks, out, params, summary_json) if notebooks else []
     recorded = json.loads(summary_json.read_text()) if summary_json.exists() else {}
-    from cisr_lib.course import machine
+    from cisr_lib.runtime import machine
 
     # The timing record that `python -m cisr_lib.course --adopt` reads (README table, notebook cards).
     run = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "gpu": bool(args.gpu),

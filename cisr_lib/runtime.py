@@ -23,8 +23,10 @@ thread was then faster than two (benchmarks/threads.py, table in docs/model.md).
 from __future__ import annotations
 
 import os
+import platform
 import sys
 import time
+from pathlib import Path
 
 SPINCOUNT = "1000"
 
@@ -121,3 +123,27 @@ def set_threads(threads: int | None) -> int:
     n = threads or auto_threads()
     torch.set_num_threads(n)
     return n
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what :mod:`platform` says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    """A short description of this machine: cores and CPU, and the GPU when torch sees one (for time records)."""
+    text = f"{os.cpu_count()}-core {cpu_name()}"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            text += f", {torch.cuda.get_device_name(0)}"
+    except Exception:  # torch missing or its CUDA probe failing must not stop a time record
+        pass
+    return text

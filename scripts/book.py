@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cisr_lib.nbtools import notebooks
+
 ROOT = Path(__file__).resolve().parent.parent
 
 CONFIG = """\
@@ -41,7 +43,7 @@ sphinx:
 
 def chapters(folder: Path) -> list[str]:
     """The course-numbered notebooks of a folder, in order, as toc entries ("notebooks/00_overview")."""
-    return [f"{folder.name}/{p.stem}" for p in sorted(folder.glob("[0-9][0-9]_*.ipynb"))]
+    return [f"{folder.name}/{p.stem}" for p in notebooks(folder)]
 
 
 def toc(course: list[str], answers: list[str], reference: list[str]) -> str:
