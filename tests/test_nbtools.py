@@ -52,8 +52,10 @@ def test_setup_sets_the_default_precision():
     try:
         nbtools.setup("cpu", threads=1, precision="bf16")
         assert precision.resolve(None, "cpu") == "bf16"
-        nbtools.setup("cpu", threads=1)  # None keeps what was set
+        nbtools.setup("cpu", threads=1, precision=None)  # None keeps what was set
         assert precision.get_default() == "bf16"
+        nbtools.setup("cpu", threads=1)  # a notebook computes in fp32 unless it asks otherwise
+        assert precision.get_default() == "fp32"
         with pytest.raises(ValueError):
             nbtools.setup("cpu", precision="fp16")
     finally:
@@ -82,31 +84,69 @@ def test_execute_then_normalise_is_stable_and_check_finds_problems(tmp_path):
     assert any("not normalised" in p for p in nbtools.problems(path))
 
 
-def test_prepare_injects_ci_parameters_and_refuses_unknown_names(tmp_path):
+def _injected(path):
+    nb = nbformat.read(path, as_version=4)
+    return [c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+
+
+def test_prepare_copies_defaults_strict_plus_ci_variants_and_refuses_unknown_names(tmp_path):
     src = tmp_path / "src"
     _notebook(src / "98_test.ipynb")
+    _notebook(src / "97_other.ipynb")
     (tmp_path / "p.yaml").write_text('"*": {DEVICE: cpu}\n98_test: {N: 2}\n')
-    (dst,) = nbtools.prepare(tmp_path / "ci", tmp_path / "p.yaml", folder=src)
-    nb = nbformat.read(dst, as_version=4)
-    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert len(injected) == 1 and "N = 2" in injected[0].source and 'DEVICE = "cpu"' in injected[0].source
+    got = nbtools.prepare(tmp_path / "ci", tmp_path / "p.yaml", folder=src)
+    assert [p.name for p in got] == ["97_other.ipynb", "98_test.ipynb", "98_test.ci.ipynb"]
+    strict, variant = nbformat.read(got[1], as_version=4), nbformat.read(got[2], as_version=4)
+    (inj,) = _injected(got[1])
+    assert 'DEVICE = "cpu"' in inj and "N = 2" not in inj  # the default run: only "*" injected
+    (inj,) = _injected(got[2])
+    assert "N = 2" in inj and 'DEVICE = "cpu"' in inj
+    assert not any("nbval-ignore-output" in c.metadata.get("tags", []) for c in strict.cells)
+    ignored = [c.source.startswith("# NBVAL_CHECK_OUTPUT") for c in variant.cells if c.cell_type == "code"
+               and "nbval-ignore-output" not in c.metadata.get("tags", [])]
+    assert ignored == [True]  # the variant compares only its checked cell
+    lax = nbtools.prepare(tmp_path / "lax", tmp_path / "p.yaml", folder=src, strict=False)
+    assert [p.name for p in lax] == ["97_other.ipynb", "98_test.ipynb"] and "N = 2" in _injected(lax[1])[0]
     (tmp_path / "bad.yaml").write_text("98_test: {NN: 2}\n")
     with pytest.raises(ValueError, match="98_test has no parameter"):
         nbtools.prepare(tmp_path / "ci2", tmp_path / "bad.yaml", folder=src)
-    (tmp_path / "bad2.yaml").write_text("97_gone: {N: 2}\n")
-    with pytest.raises(ValueError, match="no notebook named 97_gone"):
+    (tmp_path / "bad2.yaml").write_text("96_gone: {N: 2}\n")
+    with pytest.raises(ValueError, match="no notebook named 96_gone"):
         nbtools.prepare(tmp_path / "ci3", tmp_path / "bad2.yaml", folder=src)
 
 
+def _nbval(folder: Path, cwd: Path):
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "cisr_lib.nbcompare",
+                           "--nbval", "--nbval-current-env", "--nbval-sanitize-with",
+                           str(REPO / "notebooks" / "nbval_sanitize.cfg"), str(folder)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
 @pytest.mark.parametrize("ci_n, passes", [(3, True), (1, False)])
-def test_nbval_compares_checked_cells_of_the_ci_copy(tmp_path, ci_n, passes):
+def test_nbval_compares_checked_cells_of_the_ci_variant(tmp_path, ci_n, passes):
     src = tmp_path / "src"
     nbtools.execute(_notebook(src / "98_test.ipynb"))  # committed output: True
     (tmp_path / "p.yaml").write_text(f"98_test: {{N: {ci_n}}}\n")
     nbtools.prepare(tmp_path / "ci", tmp_path / "p.yaml", folder=src)
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-                        "--nbval-current-env", "--nbval-sanitize-with", str(REPO / "notebooks" / "nbval_sanitize.cfg"),
-                        str(tmp_path / "ci")], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    r = _nbval(tmp_path / "ci", tmp_path)
+    assert (r.returncode == 0) == passes, r.stdout[-2000:]
+
+
+@pytest.mark.parametrize("committed, passes", [("0.333", True), ("0.334", True), ("0.336", False), ("third", False)])
+def test_strict_nbval_compares_every_output_to_its_printed_precision(tmp_path, committed, passes):
+    """The default run compares every cell: a number within one unit of its last digit passes, further
+    off (or other text) fails; the wall time of the last cell is masked by the sanitiser."""
+    src = tmp_path / "src"
+    path = _notebook(src / "98_test.ipynb", check_src="print(f'{1 / 3:.3f}')")
+    nbtools.execute(path)
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[2].outputs[0]["text"] == "0.333\n"
+    nb.cells[2].outputs[0]["text"] = committed + "\n"
+    nb.cells[2].source = nb.cells[2].source.replace("# NBVAL_CHECK_OUTPUT\n", "")  # strict: compared anyway
+    nbformat.write(nb, path)
+    (tmp_path / "p.yaml").write_text('"*": {DEVICE: cpu}\n')
+    nbtools.prepare(tmp_path / "ci", tmp_path / "p.yaml", folder=src)
+    r = _nbval(tmp_path / "ci", tmp_path)
     assert (r.returncode == 0) == passes, r.stdout[-2000:]
 
 
