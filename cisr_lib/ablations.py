@@ -15,7 +15,9 @@ results go to ``results.json``: per run the PSNR-Y / SSIM-Y per image, the per-s
 ARM's artifact-reduction PSNR, and the summary (mean and spread over seeds). Seed-0 weights and
 ``results.json`` are copied to ``cisr_lib/weights/ablations/``, which notebooks 10 and 11 read.
 
-A finished run is not trained again: re-running the command resumes where it stopped.
+A finished run is not trained again: re-running the command resumes where it stopped. A study too long
+for one sitting can be exported with the runs it has (``--export --export-dir DIR``), committed, and
+continued on another machine with ``--resume-from DIR``.
 
 Derived in notebooks/11_ablations.ipynb
 """
@@ -36,6 +38,7 @@ from typing import Any
 import torch
 
 from cisr_lib import paper
+from cisr_lib.files import atomic_write
 from cisr_lib.pretrained import WEIGHTS_DIR, export_weights
 
 FORMAT = "cisr-psi-ablations/1"
@@ -120,7 +123,7 @@ def run_one(spec: dict, budget: Budget, out: Path, progress: bool = False) -> di
            "eval_precision": describe(None, select_device(budget.device)),
            "parameters": sum(p.numel() for p in torch.load(weights, weights_only=True)["state_dict"].values()),
            **_scores(weights, budget)}
-    done.write_text(json.dumps(rec, indent=1))
+    atomic_write(done, json.dumps(rec, indent=1))
     return rec
 
 
@@ -200,6 +203,35 @@ def export(out: Path, dest: Path = EXPORT_DIR) -> list[Path]:
     return written
 
 
+def resume_from(exported: Path, budget: Budget, out: Path) -> list[str]:
+    """Continue a study across machines: mark the runs recorded in an exported ``results.json`` as
+    finished in ``out`` (their record as ``eval.json``, seed-0 weights back as ``weights.pt``), so that
+    :func:`study` trains only the others. A study too long for one sitting is exported with the runs it
+    has, committed, and continued next time with ``--resume-from``. Refuses an export of another budget.
+
+    Returns:
+        The names of the runs taken over.
+    """
+    res = load_results(Path(exported) / "results.json")
+    mine = {**dataclasses.asdict(budget), "data": _data_names(budget)[0]}
+    theirs = {k: v for k, v in res["budget"].items() if k != "eval_data"}
+    diff = sorted(k for k in mine if json.dumps(mine[k]) != json.dumps(theirs.get(k)))
+    if diff:
+        raise ValueError(f"{exported}: the exported study has another budget ({', '.join(diff)} differ)")
+    taken = []
+    for rec in res["records"]:
+        if rec["name"] == "bicubic" or (out / rec["name"] / "eval.json").exists():
+            continue
+        rdir = out / rec["name"]
+        rdir.mkdir(parents=True, exist_ok=True)
+        weights = Path(exported) / f"{rec['name'].removesuffix('_s0')}.pt"
+        if rec.get("seed") == 0 and weights.is_file():
+            shutil.copyfile(weights, rdir / "weights.pt")
+        atomic_write(rdir / "eval.json", json.dumps(rec, indent=1))
+        taken.append(rec["name"])
+    return taken
+
+
 def load_results(path: str | Path = EXPORT_DIR / "results.json") -> dict[str, Any]:
     """The study's results.json (default: the shipped one)."""
     path = Path(path)
@@ -267,7 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=b.threads)
     ap.add_argument("--device", default=b.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, ...")
     ap.add_argument("--only", nargs="*", help="run names (default: all)")
-    ap.add_argument("--export", action="store_true", help=f"copy results and seed-0 weights to {EXPORT_DIR}")
+    ap.add_argument("--export", action="store_true", help=f"copy results and seed-0 weights to --export-dir")
+    ap.add_argument("--export-dir", default=str(EXPORT_DIR), help="where --export copies to (default: %(default)s, "
+                    "the study the notebooks read)")
+    ap.add_argument("--resume-from", help="an exported study of the same budget: its runs count as finished")
     ap.add_argument("--readme", help="fill the tables between the ablation markers of this README")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -276,9 +311,12 @@ def main(argv: list[str] | None = None) -> int:
                                  device=args.device)
     try:
         torch.set_num_threads(args.threads)
+        if args.resume_from:
+            taken = resume_from(Path(args.resume_from), budget, Path(args.out))
+            print(f"{len(taken)} run(s) taken over from {args.resume_from}")
         res = study(budget, Path(args.out), args.only, progress=not args.quiet)
         if args.export:
-            export(Path(args.out))
+            export(Path(args.out), Path(args.export_dir))
         if args.readme:
             fill_readme(res, Path(args.readme))
     except (OSError, ValueError) as exc:

@@ -115,3 +115,22 @@ def _plain(tmp_path):
     p = tmp_path / "plain.md"
     p.write_text("no markers\n")
     return p
+
+
+def test_an_exported_study_continues_elsewhere_without_retraining_and_refuses_another_budget(study, monkeypatch, tmp_path):
+    out, res = study
+    ab.export(out, tmp_path / "ship")
+    import dataclasses
+
+    import cisr_lib.train as tr
+
+    monkeypatch.setattr(tr, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    fresh = tmp_path / "elsewhere"  # another machine: only the export travelled
+    taken = ab.resume_from(tmp_path / "ship", TINY, fresh)
+    assert sorted(taken) == ["no_rem_aux", "plain_s0", "psi_s0", "psi_s1"]
+    assert (fresh / "psi_s0" / "weights.pt").read_bytes() == (out / "psi_s0" / "weights.pt").read_bytes()
+    again = ab.study(TINY, fresh, only=["psi_s0", "psi_s1", "no_rem_aux", "plain_s0"], progress=False)
+    assert again["summary"] == json.loads(json.dumps(res["summary"]))
+    assert ab.resume_from(tmp_path / "ship", TINY, fresh) == []  # nothing left to take over
+    with pytest.raises(ValueError, match="another budget \\(steps differ\\)"):
+        ab.resume_from(tmp_path / "ship", dataclasses.replace(TINY, steps=3), tmp_path / "x")
