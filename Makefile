@@ -83,6 +83,7 @@ docs: $(STAMP)
 	for b in recipe window_choice threads profile_step; do $(BIN)/python benchmarks/$$b.py --render --docs || exit 1; done
 	for b in train_speed peers engine_speed big_photo unfolding; do $(BIN)/python benchmarks/$$b.py --render --readme || exit 1; done
 	$(BIN)/python benchmarks/model_speed.py --flops-table --docs > /dev/null
+	$(BIN)/python benchmarks/model_speed.py --render --readme > /dev/null
 	$(BIN)/python -m cisr_lib.ship --table --readme
 	$(BIN)/python -m cisr_lib.course --readme
 	$(BIN)/python -c "from pathlib import Path; from cisr_lib import ablations as a; \

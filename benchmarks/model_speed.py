@@ -15,6 +15,8 @@ Usage (from the repository root)::
     python benchmarks/model_speed.py                          # micro and tiny, x2 and x4, 256x256
     python benchmarks/model_speed.py --configs tiny --scales 2 --size 64 --window 7
     python benchmarks/model_speed.py --memcheck               # micro x2 on 200x200 must stay < 3 GB
+    python benchmarks/model_speed.py --memcheck --save        # ... and store it in benchmarks/memcheck.json
+    python benchmarks/model_speed.py --render --readme        # README's FLOPs and memory blocks from the above
     python benchmarks/model_speed.py --device cuda --configs tiny,full
 """
 
@@ -111,6 +113,18 @@ def flops_table(configs=("micro", "tiny", "full"), scales=(2, 3, 4), sizes=(256,
     return "\n".join(lines)
 
 
+MEMCHECK = Path(__file__).resolve().parent / "memcheck.json"
+MEMCHECK_TAG = "memcheck"  # README.md: the peak memory of a whole-image forward pass (from MEMCHECK)
+
+
+def memcheck_sentence(rec: dict) -> str:
+    """The README's memory sentence, from a saved ``--memcheck`` record."""
+    return (f"No N x N matrix is ever allocated: micro x{rec['scale']} on a {rec['size']}x{rec['size']} LR image "
+            f"(whole-image search, {rec['size'] ** 2:,} LR pixels) peaks at {rec['peak_rss_mib']:.0f} MiB of resident "
+            f"memory (`benchmarks/model_speed.py --memcheck --save`, {rec['date']}, "
+            f"{rec['machine']}, {rec['threads']} threads).")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", default="micro,tiny")
@@ -128,8 +142,18 @@ def main() -> None:
     p.add_argument("--flops-table", action="store_true",
                    help="print the FLOPs table (counting, no timing); with --docs also fill docs/model.md's block")
     p.add_argument("--docs", action="store_true")
+    p.add_argument("--save", action="store_true", help=f"with --memcheck: store the record in {MEMCHECK.name}")
+    p.add_argument("--render", action="store_true", help="print the README's FLOPs and memory blocks (no measuring)")
+    p.add_argument("--readme", action="store_true", help="with --render: also fill them in README.md")
     a = p.parse_args()
 
+    if a.render:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from blocks import publish
+
+        readme = Path(__file__).resolve().parent.parent / "README.md"
+        rc = publish(flops_table(), readme, FLOPS_TAG, a.readme)
+        sys.exit(rc or publish(memcheck_sentence(json.loads(MEMCHECK.read_text())), readme, MEMCHECK_TAG, a.readme))
     if a.flops_table:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from blocks import publish
@@ -177,6 +201,12 @@ def main() -> None:
         peak = records[0]["peak_rss_mib"]
         assert peak < 3 * 1024, f"peak RSS {peak:.0f} MiB exceeds 3 GB"
         print(f"memcheck OK: {peak:.0f} MiB < 3072 MiB")
+        if a.save:
+            from cisr_lib.files import atomic_write
+            from cisr_lib.runtime import machine
+
+            rec = {**records[0], "scale": 2, "size": 200, "date": time.strftime("%Y-%m-%d"), "machine": machine()}
+            atomic_write(MEMCHECK, json.dumps(rec, indent=1) + "\n")
 
 
 if __name__ == "__main__":

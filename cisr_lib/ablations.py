@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from cisr_lib.messages import command
 from cisr_lib import paper
 from cisr_lib.files import atomic_write
 from cisr_lib.pretrained import WEIGHTS_DIR, export_weights
@@ -287,6 +288,7 @@ def fill_readme(res: dict[str, Any], readme: Path) -> None:
     fill_block(readme, TAG, report(res).rstrip("\n"))
 
 
+@command("python -m cisr_lib.ablations")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cisr_lib.ablations", description=__doc__.splitlines()[0])
     b = Budget()
@@ -299,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=b.threads)
     ap.add_argument("--device", default=b.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, ...")
     ap.add_argument("--only", nargs="*", help="run names (default: all)")
-    ap.add_argument("--export", action="store_true", help=f"copy results and seed-0 weights to --export-dir")
+    ap.add_argument("--export", action="store_true", help="copy results and seed-0 weights to --export-dir")
     ap.add_argument("--export-dir", default=str(EXPORT_DIR), help="where --export copies to (default: %(default)s, "
                     "the study the notebooks read)")
     ap.add_argument("--resume-from", help="an exported study of the same budget: its runs count as finished")
@@ -309,19 +311,15 @@ def main(argv: list[str] | None = None) -> int:
     budget = dataclasses.replace(b, steps=args.steps, batch_size=args.batch_size, lr_patch=args.patch,
                                  data=args.data, eval_side=args.eval_side, threads=args.threads,
                                  device=args.device)
-    try:
-        torch.set_num_threads(args.threads)
-        if args.resume_from:
-            taken = resume_from(Path(args.resume_from), budget, Path(args.out))
-            print(f"{len(taken)} run(s) taken over from {args.resume_from}")
-        res = study(budget, Path(args.out), args.only, progress=not args.quiet)
-        if args.export:
-            export(Path(args.out), Path(args.export_dir))
-        if args.readme:
-            fill_readme(res, Path(args.readme))
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    torch.set_num_threads(args.threads)
+    if args.resume_from:
+        taken = resume_from(Path(args.resume_from), budget, Path(args.out))
+        print(f"{len(taken)} run(s) taken over from {args.resume_from}")
+    res = study(budget, Path(args.out), args.only, progress=not args.quiet)
+    if args.export:
+        export(Path(args.out), Path(args.export_dir))
+    if args.readme:
+        fill_readme(res, Path(args.readme))
     for v, s in res["summary"]["frameworks"].items():
         print(f"{v:9s} {s['mean']:.3f} dB (std {s['std']:.3f}, n {s['n']})")
     for row in res["summary"]["table_iii"]:

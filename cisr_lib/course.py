@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from cisr_lib.files import atomic_write, fill_block
+from cisr_lib.messages import command
 from cisr_lib.nbtools import notebooks
 
 HERE = Path(__file__).resolve().parent
@@ -187,6 +188,7 @@ def readme_block(times_file: str | os.PathLike = TIMES_FILE) -> str:
     return head + "\n\n" + map_table(times=times)
 
 
+@command("python -m cisr_lib.course")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cisr_lib.course", description=__doc__.splitlines()[0])
     ap.add_argument("--adopt", metavar="SUMMARY", help="take the times of a make reproduce summary.json")
@@ -194,19 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--card", metavar="NN", help="print one notebook's card")
     ap.add_argument("--bootstrap", action="store_true", help="write the set-up cell of every notebook")
     args = ap.parse_args(argv)
-    try:
-        if args.adopt:
-            print("adopted the times of notebooks", ", ".join(adopt(args.adopt)) or "(none ran without error)")
-        if args.readme:
-            fill_block(README, TAG, readme_block())
-            print(f"wrote the course table of {README.name}")
-        if args.card:
-            show(args.card)
-        if args.bootstrap:
-            print("set-up cell written in", ", ".join(write_bootstraps()) or "no notebook (all current)")
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    if args.adopt:
+        print("adopted the times of notebooks", ", ".join(adopt(args.adopt)) or "(none ran without error)")
+    if args.readme:
+        fill_block(README, TAG, readme_block())
+        print(f"wrote the course table of {README.name}")
+    if args.card:
+        show(args.card)
+    if args.bootstrap:
+        print("set-up cell written in", ", ".join(write_bootstraps()) or "no notebook (all current)")
     if not (args.adopt or args.readme or args.card or args.bootstrap):
         ap.print_help()
     return 0

@@ -36,3 +36,26 @@ def one_line(exc: BaseException | str, max_chars: int = MAX_CHARS) -> str:
     if end > max_chars // 3:
         return head[:end + 1] + " ..."
     return head.rsplit(" ", 1)[0] + " ..."
+
+
+def command(prog: str, errors: tuple[type[BaseException], ...] = (OSError, ValueError)):
+    """Decorator for the ``main(argv) -> int`` of a lab tool (``python -m cisr_lib.ship``, ``data_prep``
+    scripts, ...): an error a user can cause (``errors``) prints one line, ``PROG: error: ...``, and
+    returns 2; Ctrl-C prints ``PROG: interrupted`` and returns 130. Anything else is a bug and keeps
+    its traceback. (The ``cisr`` command has its own, wider wrapper: :mod:`cisr_lib.cli`.)"""
+    import functools
+    import sys
+
+    def wrap(main):
+        @functools.wraps(main)
+        def run(*args, **kwargs) -> int:
+            try:
+                return main(*args, **kwargs)
+            except KeyboardInterrupt:
+                print(f"{prog}: interrupted", file=sys.stderr)
+                return 130
+            except errors as exc:
+                print(f"{prog}: error: {one_line(exc, max_chars=4000)}", file=sys.stderr)
+                return 2
+        return run
+    return wrap

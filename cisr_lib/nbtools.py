@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from cisr_lib.files import atomic_write
+from cisr_lib.messages import command
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -348,6 +349,7 @@ def prepare(out: str | os.PathLike, params_file: str | os.PathLike, folder: str 
     return done
 
 
+@command("python -m cisr_lib.nbtools")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cisr_lib.nbtools", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -364,27 +366,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folder", default=str(NOTEBOOKS), help="notebooks/ (the course) or solutions/ (the answers)")
     p.add_argument("--lax", action="store_true", help="every copy with its parameters, only NBVAL_CHECK_OUTPUT cells compared")
     args = ap.parse_args(argv)
-    try:
-        if args.cmd == "execute":
-            for path in args.paths:
-                print(f"{Path(path).name}: {execute(path):.0f} s", flush=True)
-        elif args.cmd == "normalise":
-            import nbformat
+    if args.cmd == "execute":
+        for path in args.paths:
+            print(f"{Path(path).name}: {execute(path):.0f} s", flush=True)
+    elif args.cmd == "normalise":
+        import nbformat
 
-            for path in args.paths:
-                nbformat.write(normalise(nbformat.read(path, as_version=4)), path)
-        elif args.cmd == "check":
-            bad = {str(p): problems(p) for p in (args.paths or notebooks() + notebooks(SOLUTIONS))}
-            bad = {k: v for k, v in bad.items() if v}
-            for k, v in bad.items():
-                print(f"{k}: {'; '.join(v)}", file=sys.stderr)
-            return 1 if bad else 0
-        else:
-            for dst in prepare(args.out, args.params, folder=args.folder, only=args.only, strict=not args.lax):
-                print(dst)
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        for path in args.paths:
+            nbformat.write(normalise(nbformat.read(path, as_version=4)), path)
+    elif args.cmd == "check":
+        bad = {str(p): problems(p) for p in (args.paths or notebooks() + notebooks(SOLUTIONS))}
+        bad = {k: v for k, v in bad.items() if v}
+        for k, v in bad.items():
+            print(f"{k}: {'; '.join(v)}", file=sys.stderr)
+        return 1 if bad else 0
+    else:
+        for dst in prepare(args.out, args.params, folder=args.folder, only=args.only, strict=not args.lax):
+            print(dst)
     return 0
 
 

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from cisr_lib.files import fill_block
+from cisr_lib.messages import command
 from cisr_lib.pretrained import WEIGHTS_DIR, export_weights, write_sums
 
 
@@ -187,6 +188,7 @@ def weights_table(folder: str | os.PathLike = WEIGHTS_DIR) -> str:
     return "\n".join(rows)
 
 
+@command("python -m cisr_lib.ship")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cisr_lib.ship", description=__doc__.splitlines()[0])
     ap.add_argument("run", nargs="?", help="training run folder (holds best.pt, config.json, log.jsonl)")
@@ -208,18 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.run or not args.name:
         ap.error("RUN and NAME are required (or --table)")
     run, dest = Path(args.run), Path(args.dest)
-    try:
-        if not (run / "best.pt").exists():
-            raise FileNotFoundError(f"{run / 'best.pt'} does not exist: train first")
-        card = model_card(run, args.name, args.hardware, args.command, args.note)
-        dest.mkdir(parents=True, exist_ok=True)
-        export_weights(run / "best.pt", dest / f"{args.name}.pt", half=True, overwrite=args.overwrite,
-                       meta={"hardware": args.hardware, "run": run.name, "lineage": lineage(run)})
-        (dest / f"{args.name}.md").write_text(card)
-        write_sums(dest)  # the published SHA-256 of every weights file there, checked at load time
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if not (run / "best.pt").exists():
+        raise FileNotFoundError(f"{run / 'best.pt'} does not exist: train first")
+    card = model_card(run, args.name, args.hardware, args.command, args.note)
+    dest.mkdir(parents=True, exist_ok=True)
+    export_weights(run / "best.pt", dest / f"{args.name}.pt", half=True, overwrite=args.overwrite,
+                   meta={"hardware": args.hardware, "run": run.name, "lineage": lineage(run)})
+    (dest / f"{args.name}.md").write_text(card)
+    write_sums(dest)  # the published SHA-256 of every weights file there, checked at load time
     print(f"wrote {dest / args.name}.pt and .md")
     return 0
 

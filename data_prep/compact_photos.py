@@ -18,6 +18,7 @@ and a lease carries it with ``carry: [".gpu_data"]``).
 
 from __future__ import annotations
 
+from cisr_lib.messages import command
 import argparse
 import sys
 from pathlib import Path
@@ -52,6 +53,7 @@ def compact(src: Path, out: Path, side: int, val_side: int) -> int:
     return total
 
 
+@command("compact_photos")
 def main(argv: list[str] | None = None) -> int:
     from cisr_lib.data import REPO_ROOT
 
@@ -61,11 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--side", type=int, default=640)
     ap.add_argument("--val-side", type=int, default=192)
     args = ap.parse_args(argv)
-    try:
-        size = compact(Path(args.src), Path(args.out), args.side, args.val_side)
-    except (OSError, ValueError) as exc:
-        print(f"compact_photos: error: {exc}", file=sys.stderr)
-        return 2
+    size = compact(Path(args.src), Path(args.out), args.side, args.val_side)
     print(f"wrote {args.out}: {size / 2**20:.1f} MiB")
     return 0
 

@@ -52,6 +52,7 @@ from urllib.request import Request, urlopen
 from tqdm import tqdm
 
 from cisr_lib.files import atomic_write, sha256_file, temp_name  # one writer and one digest for the project
+from cisr_lib.messages import command
 
 try:
     from data_prep.verify import BadContent, check_content
@@ -416,6 +417,7 @@ def fetch_dataset(
     return folder
 
 
+@command("download", errors=(DownloadError, OSError))
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status (2 on a download error)."""
     ap = argparse.ArgumentParser(prog="python -m data_prep.download", description=__doc__.splitlines()[0])
@@ -425,13 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--retries", type=int, default=3, help="resumptions of an interrupted transfer")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    try:
-        folder = fetch_dataset(args.dataset, args.root, lock_path=args.lock, progress=not args.no_progress,
-                               retries=args.retries)
-    except (DownloadError, OSError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"download: error: {msg}", file=sys.stderr)
-        return 2
+    folder = fetch_dataset(args.dataset, args.root, lock_path=args.lock, progress=not args.no_progress,
+                           retries=args.retries)
     print(f"{args.dataset}: ready in {folder}")
     return 0
 

@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+from cisr_lib.messages import command
 from cisr_lib.data import embedded_images
 from cisr_lib.degradations import PAPER_CONFIGS, PAPER_SCALES, parse_config
 from cisr_lib.imageio import ImageReadError
@@ -65,6 +66,7 @@ def resolve_source(src: str):
     return folder.name, folder
 
 
+@command("make_testset", errors=(OSError, ImageReadError, TestSetError, ValueError))
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status (2 on a user error)."""
     ap = argparse.ArgumentParser(prog="python -m data_prep.make_testset", description=__doc__.splitlines()[0])
@@ -74,15 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", nargs="+", default=None, help="e.g. jpeg10 webp5 (default: the paper's 10)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    try:
-        configs = tuple(parse_config(c) for c in args.configs) if args.configs else PAPER_CONFIGS
-        name, images = resolve_source(args.src)
-        out = Path(args.out) if args.out else data_root() / "testsets" / name
-        t0 = time.perf_counter()
-        rep = build_test_set(images, out, scales=args.scales, configs=configs, progress=not args.quiet)
-    except (OSError, ImageReadError, TestSetError, ValueError) as exc:
-        print(f"make_testset: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+    configs = tuple(parse_config(c) for c in args.configs) if args.configs else PAPER_CONFIGS
+    name, images = resolve_source(args.src)
+    out = Path(args.out) if args.out else data_root() / "testsets" / name
+    t0 = time.perf_counter()
+    rep = build_test_set(images, out, scales=args.scales, configs=configs, progress=not args.quiet)
     print(f"{out}: {rep.written} files written, {rep.verified} verified ({time.perf_counter() - t0:.1f} s)")
     return 0
 

@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from cisr_lib.messages import command
 from cisr_lib.imageio import ImageReadError, read_image, write_image
 
 try:
@@ -130,6 +131,7 @@ def make_subimages(
     return written
 
 
+@command("make_trainset", errors=(FileNotFoundError, ImageReadError, ValueError))
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status (2 on a user error)."""
     ap = argparse.ArgumentParser(prog="python -m data_prep.make_trainset", description=__doc__.splitlines()[0])
@@ -142,11 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     root = data_root() / "div2k"
     src = Path(args.src) if args.src else root / "DIV2K_train_HR"
     out = Path(args.out) if args.out else root / "DIV2K_train_HR_sub"
-    try:
-        n = make_subimages(src, out, args.size, args.stride, progress=not args.no_progress)
-    except (FileNotFoundError, ImageReadError, ValueError) as exc:
-        print(f"make_trainset: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+    n = make_subimages(src, out, args.size, args.stride, progress=not args.no_progress)
     print(f"wrote {n} sub-images to {out}")
     return 0
 

@@ -71,3 +71,15 @@ def test_flops_block_is_what_the_models_count():
     """Counting, not timing: recomputed here (FlopCounterMode on 32x32 inputs, about 10 s)."""
     module = _script("model_speed")
     assert _block(ROOT / "docs" / "model.md", module.FLOPS_TAG) == module.flops_table(), "run: make docs"
+
+
+def test_readme_flops_and_memory_blocks_are_what_the_script_renders():
+    """The README's FLOPs table is the same count as docs/model.md's; its memory line is the saved memcheck."""
+    import json
+
+    module = _script("model_speed")
+    readme = ROOT / "README.md"
+    assert _block(readme, module.FLOPS_TAG) == _block(ROOT / "docs" / "model.md", module.FLOPS_TAG), "run: make docs"
+    rec = json.loads(module.MEMCHECK.read_text())
+    assert rec["peak_rss_mib"] < 3 * 1024 and rec["size"] == 200 and rec["window"] is None
+    assert _block(readme, module.MEMCHECK_TAG) == module.memcheck_sentence(rec), "run: make docs"

@@ -102,9 +102,9 @@ def test_readme_course_table_is_what_the_map_and_times_render():
 
 
 def test_main_gives_one_line_errors(tmp_path, capsys):
-    assert course.main(["--adopt", str(tmp_path / "missing.json")]) == 1
+    assert course.main(["--adopt", str(tmp_path / "missing.json")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1
+    assert err.startswith("python -m cisr_lib.course: error: ") and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name[:2])

@@ -17,3 +17,21 @@ def test_long_messages_end_at_a_whole_sentence_or_word():
 
 def test_empty_message_gives_the_type_name():
     assert one_line(ValueError()) == "ValueError"
+
+
+def test_command_decorator_gives_one_line_and_an_exit_status(capsys):
+    from cisr_lib.messages import command
+
+    @command("tool")
+    def main(exc=None):
+        if exc:
+            raise exc
+        return 0
+
+    assert main() == 0
+    assert main(FileNotFoundError("no such file: a.png\nsecond line")) == 2
+    assert capsys.readouterr().err == "tool: error: no such file: a.png\n"
+    assert main(KeyboardInterrupt()) == 130
+    assert capsys.readouterr().err == "tool: interrupted\n"
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
+        main(ZeroDivisionError("x"))
