@@ -1,3 +1,5 @@
+import pytest
+
 from cisr_lib.messages import clean, one_line
 
 
