@@ -235,8 +235,12 @@ def ipc_kernel():
                 km.shutdown_kernel(now=False)
 
 
-def execute(path: str | os.PathLike, timeout: int = 3600) -> float:
+def execute(path: str | os.PathLike, timeout: int = 3600, before_normalise=None) -> float:
     """Execute a notebook in place with its default parameters (cwd: its folder), then normalise it.
+
+    Args:
+        before_normalise: called with the executed notebook node while it still holds nbclient's
+            per-cell timestamps (``cisr_lib.exercise_costs`` reads them).
 
     Returns:
         The wall time in seconds.
@@ -259,6 +263,8 @@ def execute(path: str | os.PathLike, timeout: int = 3600) -> float:
         else:
             os.environ["CISR_NOTEBOOK"] = env_before
     seconds = time.perf_counter() - t0
+    if before_normalise is not None:
+        before_normalise(nb)
     text = nbformat.writes(normalise(nb))
     atomic_write(path, text if text.endswith("\n") else text + "\n")  # as nbformat.write ends a file
     return seconds

@@ -20,7 +20,7 @@ def exercises(path):
     nb = nbformat.read(path, as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## Exercises"))
     items = re.split(r"^(?=\d+\. )", cell.source.split("\n", 1)[1], flags=re.M)
-    return [re.sub(r"^\d+\. ", "", it).strip() for it in items if re.match(r"\d+\. ", it)]
+    return [re.sub(r"^\d+\. (\*\(cost: [^)]*\)\* )?", "", it).strip() for it in items if re.match(r"\d+\. ", it)]
 
 
 def plain(text):
