@@ -104,11 +104,17 @@ def test_report_tables_and_readme_markers(study, tmp_path):
     readme = tmp_path / "README.md"
     start, end = f"<!-- {ab.TAG}:start -->", f"<!-- {ab.TAG}:end -->"
     readme.write_text(f"a\n{start}\nold\n{end}\nb\n")
-    ab.fill_readme(res, readme)
+    ab.fill_readme(res, readme, earlier=None)
     text = readme.read_text()
     assert "old" not in text and md.rstrip("\n") in text and text.startswith("a\n") and text.endswith(f"{end}\nb\n")
     with pytest.raises(ValueError, match="block"):
-        ab.fill_readme(res, _plain(tmp_path))
+        ab.fill_readme(res, _plain(tmp_path), earlier=None)
+    (tmp_path / "earlier.json").write_text(json.dumps(res))  # another budget's study: the budgets block too
+    with pytest.raises(ValueError, match="ablations-budgets"):
+        ab.fill_readme(res, readme, earlier=tmp_path / "earlier.json")
+    readme.write_text(readme.read_text() + f"<!-- {ab.BUDGETS_TAG}:start -->\n<!-- {ab.BUDGETS_TAG}:end -->\n")
+    ab.fill_readme(res, readme, earlier=tmp_path / "earlier.json")
+    assert ab.compare_budgets(res, res).rstrip("\n") in readme.read_text()
 
 
 def _plain(tmp_path):
@@ -134,3 +140,35 @@ def test_an_exported_study_continues_elsewhere_without_retraining_and_refuses_an
     assert ab.resume_from(tmp_path / "ship", TINY, fresh) == []  # nothing left to take over
     with pytest.raises(ValueError, match="another budget \\(steps differ\\)"):
         ab.resume_from(tmp_path / "ship", dataclasses.replace(TINY, steps=3), tmp_path / "x")
+
+
+def _res(fw_values, t3=(), psi_s0=True):
+    records = [{"name": "bicubic"}] + ([{"name": "psi_s0"}] if psi_s0 else [])
+    fw = {v: ab._summarise(vals) for v, vals in fw_values.items()}
+    noise = fw["psi"]["max"] - fw["psi"]["min"] if "psi" in fw and fw["psi"]["n"] > 1 else None
+    return {"budget": {"steps": 10}, "records": records,
+            "summary": {"frameworks": fw, "table_iii": [{"label": lab, "minus_ours": d} for lab, d in t3],
+                        "psi_seed_range": noise}}
+
+
+def test_differences_follow_the_stated_rule():
+    res = _res({"bicubic": [27.0], "psi": [27.30, 27.34, 27.32], "cascade": [27.29, 27.31, 27.36],
+                "plain": [27.10, 27.11, 27.12]}, t3=[("w/o x", -0.05), ("w/o y", -0.03)])
+    got = {name: (round(d, 3), None if n is None else round(n, 3), v) for name, d, n, v in ab.differences(res)}
+    assert got == {"bicubic - PSI (means)": (-0.32, 0.04, "resolved"),      # noise: PSI's range alone
+                   "plain - PSI (means)": (-0.21, 0.04, "resolved"),
+                   "cascade - PSI (means)": (0.0, 0.07, "NOT resolved"),    # the larger of the two ranges
+                   "w/o x - PSI s0": (-0.05, 0.04, "resolved"), "w/o y - PSI s0": (-0.03, 0.04, "NOT resolved")}
+    one_seed = ab.differences(_res({"bicubic": [27.0], "psi": [27.3]}, t3=[("w/o x", -0.05)]))
+    assert {v for *_, v in one_seed} == {"seed spread unknown"}
+    assert ab.differences(_res({"bicubic": [27.0], "psi": [27.3]}, t3=[("w/o x", -0.05)], psi_s0=False))[1:] == []
+
+
+def test_compare_budgets_puts_two_studies_side_by_side():
+    old = _res({"bicubic": [27.0], "psi": [27.30, 27.34, 27.32], "cascade": [27.29, 27.31, 27.36]})
+    new = _res({"bicubic": [27.0], "psi": [27.40, 27.41, 27.42], "cascade": [27.30, 27.31, 27.32]})
+    new["budget"]["steps"] = 40
+    md = ab.compare_budgets(old, new)
+    assert "| framework | 10 steps: mean (std, seeds) | 40 steps: mean (std, seeds) | change |" in md
+    assert "| psi | 27.320 (0.020, 3) | 27.410 (0.010, 3) | +0.090 |" in md
+    assert "(0.070) | NOT resolved | -0.100 (0.020) | resolved |" in md  # cascade: resolved at the larger budget

@@ -65,6 +65,9 @@ def test_ablations_block_is_what_the_exported_study_renders():
         pytest.skip("the ablation study is not exported")
     block = _block(ROOT / "README.md", "ablations")
     assert block == ablations.report(ablations.load_results(results)).rstrip("\n"), "run: make docs"
+    if ablations.EARLIER.exists():
+        expected = ablations.compare_budgets(ablations.load_results(ablations.EARLIER), ablations.load_results(results))
+        assert _block(ROOT / "README.md", ablations.BUDGETS_TAG) == expected.rstrip("\n"), "run: make docs"
 
 
 def test_flops_block_is_what_the_models_count():
