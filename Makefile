@@ -42,11 +42,12 @@ chromium:
 # the CUDA build: `make test TORCH_INDEX=https://download.pytorch.org/whl/cpu` takes the CPU one.
 TORCH_INDEX ?=
 
-$(STAMP): pyproject.toml
+# constraints.txt pins the libraries whose versions show in the committed notebook outputs (CI compares them).
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
-	$(BIN)/python -m pip install -q -e ".[notebooks,test]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[notebooks,test]"
 	touch $(STAMP)
 
 # The notebooks run in CI as copies (papermill prepare_only) with their own defaults, executed and checked
