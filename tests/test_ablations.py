@@ -172,3 +172,12 @@ def test_compare_budgets_puts_two_studies_side_by_side():
     assert "| framework | 10 steps: mean (std, seeds) | 40 steps: mean (std, seeds) | change |" in md
     assert "| psi | 27.320 (0.020, 3) | 27.410 (0.010, 3) | +0.090 |" in md
     assert "(0.070) | NOT resolved | -0.100 (0.020) | resolved |" in md  # cascade: resolved at the larger budget
+
+
+def test_main_prints_a_table_iii_run_without_psi_seed_zero(study, monkeypatch, capsys):
+    """`--only skip_z` alone: the summary has no PSI seed 0 to subtract, and main still prints one line per run."""
+    out, _ = study
+    alone = ab.study(TINY, out, only=["no_rem_aux"], progress=False)
+    monkeypatch.setattr(ab, "study", lambda *a, **k: alone)
+    assert ab.main(["--out", str(out), "--only", "no_rem_aux", "--quiet"]) == 0
+    assert "w/o II-AI" in capsys.readouterr().out
