@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from blocks import REPO, publish  # benchmarks/blocks.py
+from blocks import QUICK_HELP, REPO, publish, quick  # benchmarks/blocks.py
 TAG = "big-photo"
 
 
@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--readme", action="store_true")
     ap.add_argument("--render", action="store_true", help="only re-render the README block from the saved JSON")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "big_photo.json"))
+    ap.add_argument("--quick", action="store_true", help=QUICK_HELP)
     args = ap.parse_args(argv)
+    if args.quick:
+        quick(args, width=96, height=64)
     if args.render:
         return publish(render(json.loads(Path(args.out).read_text())), REPO / "README.md", TAG, True)
 

@@ -3,6 +3,8 @@
 * :func:`fill_block` replaces the text between ``<!-- TAG:start -->`` and ``<!-- TAG:end -->``.
 * :func:`baseline_worktree` checks a git revision out into a temporary worktree (removed on exit),
   so that a script can measure the old code beside the new in one run.
+* :func:`quick` is every script's ``--quick``: a tiny run end to end, written to a temporary folder, so
+  that ``tests/test_benchmark_scripts.py`` can run each script and none can rot unnoticed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,25 @@ def fill_block(path: Path, tag: str, md: str) -> int:
         print(exc, file=sys.stderr)
         return 2
     return 0
+
+
+QUICK_HELP = "a tiny run end to end (a test of the script): nothing committed is written"
+
+
+def quick(args, **small) -> Path:
+    """Shrink a parsed command line for ``--quick``: set the ``small`` settings, send every file the script
+    writes (``--out``, ``--runs``, ``--json``) to a fresh temporary folder, and write no README or docs
+    block. Returns the folder."""
+    tmp = Path(tempfile.mkdtemp(prefix="cisr_quick_"))
+    for key, value in small.items():
+        setattr(args, key, value)
+    for key in ("out", "runs", "json"):
+        if getattr(args, key, None):
+            setattr(args, key, str(tmp / Path(getattr(args, key)).name))
+    for key in ("docs", "readme"):
+        if hasattr(args, key):
+            setattr(args, key, False)
+    return tmp
 
 
 def publish(md: str, path: Path, tag: str, write: bool) -> int:

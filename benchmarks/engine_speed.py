@@ -38,7 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from blocks import REPO, baseline_worktree, publish  # benchmarks/blocks.py
+from blocks import QUICK_HELP, REPO, baseline_worktree, publish, quick  # benchmarks/blocks.py
 
 from cisr_lib.runtime import cpu_name
 TAG = "engine-speed"
@@ -154,11 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-steps", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=2, help="inference runs per case in its process; the best counts")
     ap.add_argument("--baseline-rev", help="git revision measured as 'before' (e.g. the last commit before a change)")
-    ap.add_argument("--quick", action="store_true", help="micro x2 only, small sizes")
+    ap.add_argument("--quick", action="store_true", help="micro x2 only, small sizes; " + QUICK_HELP)
     ap.add_argument("--readme", action="store_true", help="replace the block between the markers in README.md")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "engine_speed.json"))
     ap.add_argument("--render", action="store_true", help="only re-render the README block from the saved JSON")
     args = ap.parse_args(argv)
+    if args.quick:
+        quick(args, threads=1, baseline_rev=None)
     if args.render:
         return publish(table(json.loads(Path(args.out).read_text())), REPO / "README.md", TAG, args.readme)
 

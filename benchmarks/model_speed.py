@@ -145,7 +145,10 @@ def main() -> None:
     p.add_argument("--save", action="store_true", help=f"with --memcheck: store the record in {MEMCHECK.name}")
     p.add_argument("--render", action="store_true", help="print the README's FLOPs and memory blocks (no measuring)")
     p.add_argument("--readme", action="store_true", help="with --render: also fill them in README.md")
+    p.add_argument("--quick", action="store_true", help="micro x2 on 32x32, no FLOPs count: a test of the script")
     a = p.parse_args()
+    if a.quick:
+        a.configs, a.scales, a.size, a.no_flops, a.json, a.memcheck, a.save = "micro", "2", 32, True, None, False, False
 
     if a.render:
         sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from blocks import REPO, publish  # benchmarks/blocks.py
+from blocks import QUICK_HELP, REPO, publish, quick  # benchmarks/blocks.py
 
 TAG = "peers"
 NOISE_LEVELS = (-1, 0, 1, 2, 3)  # waifu2x: -1 = up-scaling only, 0-3 = JPEG-noise reduction strength
@@ -102,15 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--readme", action="store_true")
     ap.add_argument("--render", action="store_true", help="only the README block, from the saved --out JSON")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "peers.json"))
+    ap.add_argument("--quick", action="store_true", help=QUICK_HELP + " (the embedded held-out photo, 48-pixel crops)")
     args = ap.parse_args(argv)
+    tmp = quick(args, max_side=48, threads=1) if args.quick else None
     if args.render:
         return publish(render(json.loads(Path(args.out).read_text())), REPO / "README.md", TAG, args.readme)
 
     from cisr_lib.evaluate import data_source, evaluate
 
     torch.set_num_threads(args.threads)
-    data = data_source("photos-val")
-    cache = REPO / "runs" / "peers" / ("whole" if args.max_side is None else f"side{args.max_side}")
+    data = data_source("embedded-val" if tmp else "photos-val")
+    cache = (tmp or REPO / "runs" / "peers") / ("whole" if args.max_side is None else f"side{args.max_side}")
     common = dict(data=data, scales=(2,), max_side=args.max_side, device="cpu", precision="fp32")
     t0 = time.perf_counter()
     bicubic = _per_config(evaluate("bicubic", out_dir=cache / "bicubic", **common))

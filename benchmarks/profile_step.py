@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from blocks import REPO, baseline_worktree, publish  # benchmarks/blocks.py
+from blocks import QUICK_HELP, REPO, baseline_worktree, publish, quick  # benchmarks/blocks.py
 TAG = "profile-step"
 
 GROUPS = {  # profiler operator name -> what it implements
@@ -173,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", action="store_true", help="replace the table between the markers in docs/model.md")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "profile_step.json"))
     ap.add_argument("--render", action="store_true", help="only re-render the docs block from the saved JSON")
+    ap.add_argument("--quick", action="store_true", help=QUICK_HELP)
     args = ap.parse_args(argv)
+    if args.quick:
+        quick(args, threads=1, models=["micro"], baseline_rev=None)
     if args.render:
         return publish(render(json.loads(Path(args.out).read_text())), REPO / "docs" / "model.md", TAG, True)
     kern = kernels(args.threads)

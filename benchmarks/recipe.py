@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from blocks import REPO, publish  # benchmarks/blocks.py
+from blocks import QUICK_HELP, REPO, publish, quick  # benchmarks/blocks.py
 
 TAG = "recipe"
 BASE = ["--lr", "1e-3", "--warmup", "50", "--grad-clip", "1.0"]
@@ -139,7 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--render", action="store_true", help="only the docs block, from the saved --out JSON")
     ap.add_argument("--docs", action="store_true")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "recipe.json"))
+    ap.add_argument("--quick", action="store_true", help=QUICK_HELP)
     args = ap.parse_args(argv)
+    if args.quick:
+        global RUNS
+        RUNS = quick(args, only=["base"], minutes=0.05, val_every=5) / "recipe"
 
     if args.render:  # from the saved JSON: the docs block is always what its JSON renders
         res = json.loads(Path(args.out).read_text())

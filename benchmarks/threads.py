@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from blocks import REPO, publish  # benchmarks/blocks.py
+from blocks import QUICK_HELP, REPO, publish, quick  # benchmarks/blocks.py
 TAG = "threads"
 
 CASE = r"""
@@ -94,11 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", action="store_true", help="replace the table between the markers in docs/model.md")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "threads.json"))
     ap.add_argument("--render", action="store_true", help="only re-render the docs block from the saved JSON")
+    ap.add_argument("--quick", action="store_true", help=QUICK_HELP)
     args = ap.parse_args(argv)
+    if args.quick:
+        quick(args, repeats=1)
     if args.render:
         return publish(render(json.loads(Path(args.out).read_text())), REPO / "docs" / "model.md", TAG, True)
     rows = []
-    for busy in (False, True):
+    for busy in (False,) if args.quick else (False, True):  # --quick: the idle half
         loop = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
         try:
             time.sleep(0.5)

@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from blocks import REPO, baseline_worktree, publish  # benchmarks/blocks.py
+from blocks import QUICK_HELP, REPO, baseline_worktree, publish, quick  # benchmarks/blocks.py
 TAG = "train-speed"
 
 CANDIDATES = {
@@ -110,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--readme", action="store_true", help="replace the block between the markers in README.md")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "train_speed.json"))
     ap.add_argument("--render", action="store_true", help="only re-render the table of the saved --out JSON")
+    ap.add_argument("--quick", action="store_true", help=QUICK_HELP)
     args = ap.parse_args(argv)
+    if args.quick:
+        quick(args, minutes=0.05, val_every=5, threads=1, only=[next(c for c in CANDIDATES if c != "before")], baseline_rev=None)
     out = Path(args.out)
     res = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     if args.render:

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from blocks import publish
+from blocks import QUICK_HELP, publish, quick
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,9 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=("end_to_end", "truncated"),
                     help="train only this one (run both in parallel processes, then once more without "
                          "--only: finished runs are read back, not retrained)")
+    ap.add_argument("--json", default=str(REPO / "benchmarks" / "unfolding.json"), help="where the result is saved")
     ap.add_argument("--readme", action="store_true", help="replace the block between the markers in README.md")
     ap.add_argument("--render", action="store_true", help="only re-render the README block from the saved JSON")
+    ap.add_argument("--quick", action="store_true", help=QUICK_HELP)
     args = ap.parse_args(argv)
+    if args.quick:
+        args.json = str(quick(args, steps=4, val_every=2, data="embedded", threads=1) / "unfolding.json")
     if args.render:
         return publish(render(json.loads((REPO / "benchmarks" / "unfolding.json").read_text())), REPO / "README.md",
                        TAG, True)
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     res = {"date": time.strftime("%Y-%m-%d"), "steps": args.steps, "data": args.data, "threads": args.threads,
            "model": args.model, "seed": args.seed, "rows": rows}
-    (REPO / "benchmarks" / "unfolding.json").write_text(json.dumps(res, indent=1) + "\n")
+    Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
     return publish(render(res), REPO / "README.md", TAG, args.readme)
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from blocks import REPO, publish  # benchmarks/blocks.py
+from blocks import QUICK_HELP, REPO, publish, quick  # benchmarks/blocks.py
 TAG = "window-choice"
 CONFIGS = ("jpeg10", "jpeg30", "jpeg50", "webp5", "webp20", "webp40")
 
@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", action="store_true", help="replace the table between the markers in docs/model.md")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "window_choice.json"))
     ap.add_argument("--render", action="store_true", help="only re-render the table of the saved --out JSON")
+    ap.add_argument("--quick", action="store_true", help=QUICK_HELP)
     args = ap.parse_args(argv)
+    if args.quick:
+        quick(args, threads=1, max_side=48, windows=[1], models=["micro_x2"])
     if args.render:
         saved = json.loads(Path(args.out).read_text())
         return publish(table(saved["rows"], saved["header"]), REPO / "docs" / "model.md", TAG, args.docs)

@@ -111,7 +111,7 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _library_versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
     """Versions of everything that can change the bytes of the test set."""
     return {
         "pillow": PIL.__version__,
@@ -173,7 +173,7 @@ class _Manifest:
             if not isinstance(data, dict) or data.get("format") != _MANIFEST_FORMAT:
                 raise TestSetError(f"{self.path} is not a test-set manifest (format {_MANIFEST_FORMAT})")
         else:
-            data = {"format": _MANIFEST_FORMAT, "settings": {"libraries": _library_versions(), "scales": [],
+            data = {"format": _MANIFEST_FORMAT, "settings": {"libraries": library_versions(), "scales": [],
                                                             "configs": []}, "sources": {}, "files": {}}
         self.data = data
         self.files: dict[str, str] = data["files"]
@@ -273,9 +273,9 @@ def build_test_set(
     out.mkdir(parents=True, exist_ok=True)
     man = _Manifest(out)
     built_with = man.settings.get("libraries", {})
-    if built_with != _library_versions():
-        diff = sorted(k for k in set(built_with) | set(_library_versions())
-                      if built_with.get(k) != _library_versions().get(k))
+    if built_with != library_versions():
+        diff = sorted(k for k in set(built_with) | set(library_versions())
+                      if built_with.get(k) != library_versions().get(k))
         raise TestSetError(f"{out} was built with other library versions ({', '.join(diff)}); "
                            "use a new folder so that its files stay consistent")
     _check_folder(out, man)

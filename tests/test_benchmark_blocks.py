@@ -45,6 +45,7 @@ CASES = {
     "threads": (ROOT / "docs" / "model.md", lambda m, r: m.render(r)),
     "profile_step": (ROOT / "docs" / "model.md", lambda m, r: m.render(r)),
     "unfolding": (ROOT / "README.md", lambda m, r: m.render(r)),
+    "bicubic_embedded": (ROOT / "docs" / "bicubic_embedded.md", lambda m, r: m.render(r)),
 }
 
 

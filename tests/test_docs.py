@@ -1,8 +1,11 @@
-"""The docs keep their promises: every test that docs/reliability.md names exists."""
+"""The docs keep their promises: every test that docs/reliability.md names exists, and the typed
+parameter counts are the models' own."""
 
 import ast
 import re
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,3 +28,18 @@ def test_every_row_of_the_reliability_table_names_a_test():
     rows = [line for line in (ROOT / "docs" / "reliability.md").read_text().splitlines()
             if line.startswith("| ") and not line.startswith("| case") and not line.startswith("|---")]
     assert rows and all("`tests/" in row.split("|")[3] for row in rows)
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/model.md"])
+def test_parameter_counts_in_the_config_tables_are_the_models_own(doc):
+    """The configuration tables type the parameter counts of micro, tiny and full at x2 / x3 / x4: each must
+    be count_parameters of the model build_model makes."""
+    import re
+
+    from cisr_lib.models import build_model, count_parameters
+
+    text = (ROOT / doc).read_text()
+    for name in ("micro", "tiny", "full"):
+        row = next(line for line in text.splitlines() if re.match(rf"\| `{name}`", line))
+        counts = [int(n.replace(",", "")) for n in re.findall(r"\b\d{1,3}(?:,\d{3})+\b", row)]
+        assert counts == [count_parameters(build_model(name, s)) for s in (2, 3, 4)], (doc, name)
