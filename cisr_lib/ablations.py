@@ -39,13 +39,14 @@ import torch
 
 from cisr_lib.messages import command
 from cisr_lib import paper
+from cisr_lib.ablation_report import compare_budgets, differences, report  # noqa: F401 (the study's public API)
 from cisr_lib.files import atomic_write
 from cisr_lib.pretrained import WEIGHTS_DIR, export_weights
 
 FORMAT = "cisr-psi-ablations/1"
 EXPORT_DIR = WEIGHTS_DIR / "ablations"
 SEEDS = (0, 1, 2)
-FRAMEWORKS = ("plain", "cascade", "parallel", "psi")  # plus bicubic, which is not trained
+FRAMEWORKS = paper.FRAMEWORKS  # plus bicubic, which is not trained
 
 TABLE_III = paper.TABLE_III  # (run name, label, ablation, skip, paper PSNR at x2 JPEG10, tiny model)
 PAPER_OURS = paper.TABLE_III_OURS  # Table III's "Ours": the tiny model of Table II, x2 JPEG q10
@@ -250,101 +251,6 @@ def weights_path(name: str, dest: Path = EXPORT_DIR) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `make ablations` first")
     return path
-
-
-def report(res: dict[str, Any]) -> str:
-    """Markdown tables of a study: the budget, the frameworks over seeds, Table III beside the paper."""
-    b, sm = res["budget"], res["summary"]
-    by = {r["name"]: r for r in res["records"]}
-    train_min = sum(r.get("train_seconds", 0) for r in res["records"]) / 60
-    lines = [f"Budget: {b['model']} x{b['scale']}, {', '.join(f'{c}{q}' for c, q in b['configs'])}, {b['steps']} steps "
-             f"of batch {b['batch_size']} ({b['lr_patch']}x{b['lr_patch']} LR patches), Adam lr {b['lr']:g} "
-             f"({b['schedule']}), data `{b['data']}`; evaluated on `{b['eval_data']}` ({b['eval_side']}x{b['eval_side']} "
-             f"HR centre crops, PSNR-Y, crop = scale); device {res['device']}, {res['hardware']}, torch {res['torch']}: "
-             f"{train_min:.0f} min of training in all.", "",
-             "| framework | PSNR-Y mean | std over seeds | seeds | per seed |", "|---|---|---|---|---|"]
-    for v in ("bicubic", *FRAMEWORKS):
-        if v in sm["frameworks"]:
-            f = sm["frameworks"][v]
-            lines.append(f"| {v} | {f['mean']:.3f} | {f['std']:.3f} | {f['n'] if v != 'bicubic' else '-'} | "
-                         + ", ".join(f"{x:.3f}" for x in f["values"]) + " |")
-    if sm["table_iii"] and "psi_s0" in by:
-        lines += ["", f"| Table III (seed 0) | paper (tiny, DIV2K) | ours | ours - PSI seed 0 ({by['psi_s0']['psnr']:.3f}) |",
-                  "|---|---|---|---|"]
-        lines += [f"| {r['label']} | {r['paper']:.2f} | {r['psnr']:.3f} | {r['minus_ours']:+.3f} |" for r in sm["table_iii"]]
-    if sm.get("psi_seed_range") is not None:
-        lines += ["", f"PSI's three seeds span {sm['psi_seed_range']:.3f} dB: a single-seed difference smaller than "
-                  "that is not resolved by this budget."]
-    return "\n".join(lines) + "\n"
-
-
-def differences(res: dict[str, Any]) -> list[tuple[str, float, float | None, str]]:
-    """What a study can resolve (notebook 11, Sec. 5): ``(name, dB, noise, verdict)`` for each framework's
-    mean minus PSI's mean, and each Table III row minus PSI seed 0.
-
-    Two frameworks differ resolvably when their means are further apart than the larger of their two
-    seed ranges (bicubic, deterministic, has none); a Table III row (one seed) when it differs from PSI
-    seed 0 by more than PSI's seed range. Without two seeds the verdict is "seed spread unknown".
-    """
-    fw, t3 = res["summary"]["frameworks"], res["summary"]["table_iii"]
-
-    def spread(v):
-        return 0.0 if v == "bicubic" else (fw[v]["max"] - fw[v]["min"] if fw[v]["n"] > 1 else None)
-
-    def verdict(d, noise):
-        return "seed spread unknown" if noise is None else ("resolved" if abs(d) > noise else "NOT resolved")
-
-    out = []
-    if "psi" in fw:
-        for v in ("bicubic", *FRAMEWORKS):
-            if v in fw and v != "psi":
-                r_v, r_psi = spread(v), spread("psi")
-                noise = None if r_v is None or r_psi is None else max(r_v, r_psi)
-                d = fw[v]["mean"] - fw["psi"]["mean"]
-                out.append((f"{v} - PSI (means)", d, noise, verdict(d, noise)))
-    for row in t3 if any(r["name"] == "psi_s0" for r in res["records"]) else []:
-        noise = res["summary"]["psi_seed_range"]
-        out.append((f"{row['label']} - PSI s0", row["minus_ours"], noise, verdict(row["minus_ours"], noise)))
-    return out
-
-
-def compare_budgets(old: dict[str, Any], new: dict[str, Any]) -> str:
-    """Markdown: the frameworks and the verdicts of :func:`differences` at two budgets side by side."""
-    steps = (old["budget"]["steps"], new["budget"]["steps"])
-    fo, fn = old["summary"]["frameworks"], new["summary"]["frameworks"]
-    lines = [f"| framework | {steps[0]} steps: mean (std, seeds) | {steps[1]} steps: mean (std, seeds) | change |",
-             "|---|---|---|---|"]
-    for v in ("bicubic", *FRAMEWORKS):
-        if v in fo and v in fn:
-            cell = lambda f: f"{f['mean']:.3f} ({f['std']:.3f}, {f['n']})"  # noqa: E731
-            lines.append(f"| {v} | {cell(fo[v])} | {cell(fn[v])} | {fn[v]['mean'] - fo[v]['mean']:+.3f} |")
-    before = {name: (d, noise, verdict) for name, d, noise, verdict in differences(old)}
-    lines += ["", f"| difference | {steps[0]} steps: dB (noise) | verdict | {steps[1]} steps: dB (noise) | verdict |",
-              "|---|---|---|---|---|"]
-    fmt = lambda d, noise: f"{d:+.3f} ({noise:.3f})" if noise is not None else f"{d:+.3f} (-)"  # noqa: E731
-    for name, d, noise, verdict in differences(new):
-        if name in before:
-            d0, n0, v0 = before[name]
-            lines.append(f"| {name} | {fmt(d0, n0)} | {v0} | {fmt(d, noise)} | {verdict} |")
-    lines += ["", f"| framework (seed mean) | {steps[0]} steps: x_1, x_J | ARM over z | {steps[1]} steps: x_1, x_J | "
-              "ARM over z |", "|---|---|---|---|---|"]
-    for v in FRAMEWORKS:
-        cells = [_steps_and_arm(res, v) for res in (old, new)]
-        if all(cells):
-            lines.append(f"| {v} | " + " | ".join(" | ".join(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _steps_and_arm(res: dict[str, Any], variant: str) -> tuple[str, str] | None:
-    """PSNR-Y of the first and last unfolding step, and the ARM's output over z (LR, against the clean
-    LR image), as seed means of one framework; None when the study has no seeds of it."""
-    recs = [r for r in res["records"] if r.get("group") == "frameworks" and r.get("variant") == variant]
-    if not recs:
-        return None
-    first = statistics.fmean(r["steps_psnr"][0] for r in recs)
-    last = statistics.fmean(r["steps_psnr"][-1] for r in recs)
-    arm = [r["ar_psnr"] - r["z_psnr"] for r in recs if r.get("ar_psnr") is not None]
-    return f"{first:.3f}, {last:.3f}", (f"{statistics.fmean(arm):+.3f}" if arm else "-")
 
 
 TAG = "ablations"  # README.md's block: <!-- ablations:start --> ... <!-- ablations:end -->

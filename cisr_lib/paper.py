@@ -45,6 +45,11 @@ TABLE_II: dict[int, dict[str, dict[str, float]]] = {
     for s, by in _TABLE_II_ROWS.items()}
 
 # Table III, in the paper's order: (run name, label, ablation, skip, PSNR at x2 JPEG q10, tiny model).
+# The frameworks of Fig. 1 that the ablation study trains beside bicubic: a plain SR network on z,
+# the series cascade (Fig. 1(b): artifact reduction, then super-resolution), the parallel joint model
+# (Fig. 1(a)) and PSI (Fig. 1(c)).
+FRAMEWORKS: tuple[str, ...] = ("plain", "cascade", "parallel", "psi")
+
 TABLE_III: tuple[tuple[str, str, tuple[str, ...], str, float], ...] = (
     ("no_arm_input", "w/o I-CI", ("no_arm_input",), "adaptive", 27.93),
     ("no_arm_aux", "w/o I-AI", ("no_arm_aux",), "adaptive", 27.91),
