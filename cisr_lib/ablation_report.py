@@ -75,7 +75,8 @@ def compare_budgets(old: dict[str, Any], new: dict[str, Any]) -> str:
     """Markdown: the frameworks and the verdicts of :func:`differences` at two budgets side by side."""
     steps = (old["budget"]["steps"], new["budget"]["steps"])
     fo, fn = old["summary"]["frameworks"], new["summary"]["frameworks"]
-    lines = [f"| framework | {steps[0]} steps: mean (std, seeds) | {steps[1]} steps: mean (std, seeds) | change |",
+    lines = [f"Training arithmetic: {steps[0]} steps: {_precision(old)}; {steps[1]} steps: {_precision(new)}.", "",
+             f"| framework | {steps[0]} steps: mean (std, seeds) | {steps[1]} steps: mean (std, seeds) | change |",
              "|---|---|---|---|"]
     for v in ("bicubic", *FRAMEWORKS):
         if v in fo and v in fn:
@@ -96,6 +97,13 @@ def compare_budgets(old: dict[str, Any], new: dict[str, Any]) -> str:
         if all(cells):
             lines.append(f"| {v} | " + " | ".join(" | ".join(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _precision(res: dict[str, Any]) -> str:
+    """The arithmetic a study's runs were trained in, as their records state it."""
+    found = sorted({p for r in res["records"] for p in r.get("precision") or ()})
+    unknown = any(r.get("name") != "bicubic" and not r.get("precision") for r in res["records"])
+    return ", ".join(found + (["not recorded (runs made before the trainer logged it)"] if unknown else [])) or "-"
 
 
 def _steps_and_arm(res: dict[str, Any], variant: str) -> tuple[str, str] | None:

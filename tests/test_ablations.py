@@ -168,7 +168,10 @@ def test_compare_budgets_puts_two_studies_side_by_side():
     old = _res({"bicubic": [27.0], "psi": [27.30, 27.34, 27.32], "cascade": [27.29, 27.31, 27.36]})
     new = _res({"bicubic": [27.0], "psi": [27.40, 27.41, 27.42], "cascade": [27.30, 27.31, 27.32]})
     new["budget"]["steps"] = 40
+    new["records"] = [{"name": "bicubic"}, {"name": "psi_s0", "precision": ["bf16 autocast"]}]
     md = ab.compare_budgets(old, new)
+    assert md.startswith("Training arithmetic: 10 steps: not recorded (runs made before the trainer logged it); "
+                         "40 steps: bf16 autocast.")
     assert "| framework | 10 steps: mean (std, seeds) | 40 steps: mean (std, seeds) | change |" in md
     assert "| psi | 27.320 (0.020, 3) | 27.410 (0.010, 3) | +0.090 |" in md
     assert "(0.070) | NOT resolved | -0.100 (0.020) | resolved |" in md  # cascade: resolved at the larger budget
