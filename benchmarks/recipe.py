@@ -50,6 +50,7 @@ ARMS: dict[str, list[str]] = {
 CHANGES = {"base": "(the reference)", "ema": "--ema 0.999", "batch16": "--batch-size 16", "lr5e-4": "--lr 5e-4",
            "lr2e-3": "--lr 2e-3", "noclip": "no --grad-clip"}
 RUNS = REPO / "runs" / "recipe"
+DATA = "photos"  # --quick: "embedded" (the shared photos may be absent)
 STOPPED = "stopped.txt"  # an arm's error line (e.g. a diverged loss), written where it stopped
 DOC = REPO / "docs" / "training.md"
 FIGURE = REPO / "docs" / "figures" / "recipe.png"
@@ -57,7 +58,7 @@ FIGURE = REPO / "docs" / "figures" / "recipe.png"
 
 def _train(arm: str, minutes: float, init: str, val_every: int) -> None:
     cmd = [sys.executable, "-m", "cisr_lib.cli", "train", "--out", str(RUNS / arm), "--model", "micro", "--scale", "2",
-           "--preset", "cpu", "--data", "photos", "--set", "window=3", "--init", init, "--val-every", str(val_every),
+           "--preset", "cpu", "--data", DATA, "--set", "window=3", "--init", init, "--val-every", str(val_every),
            "--val-crop", "192", "--minutes", str(minutes), "--threads", "1", "--patience", "1000", "--quiet",
            *ARMS[arm]]
     print(f"[{time.strftime('%H:%M:%S')}] {arm}: {' '.join(cmd[3:])}", flush=True)
@@ -142,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help=QUICK_HELP)
     args = ap.parse_args(argv)
     if args.quick:
-        global RUNS
-        RUNS = quick(args, only=["base"], minutes=0.05, val_every=5) / "recipe"
+        global RUNS, DATA
+        RUNS, DATA = quick(args, only=["base"], minutes=0.05, val_every=5) / "recipe", "embedded"
 
     if args.render:  # from the saved JSON: the docs block is always what its JSON renders
         res = json.loads(Path(args.out).read_text())

@@ -46,19 +46,22 @@ CANDIDATES = {
 }
 
 
-def train_run(root: Path, out: Path, minutes: float, val_every: int, threads: int, extra: list[str]) -> list[dict]:
-    """Run ``cisr train`` from ``root``'s code; returns the validation records of its log."""
-    args = ["train", "--model", "micro", "--scale", "2", "--preset", "cpu", "--data", "photos", "--val-crop", "96",
+def train_run(root: Path, out: Path, minutes: float, val_every: int, threads: int, extra: list[str],
+              data: str = "photos") -> list[dict]:
+    """Run ``cisr train`` from ``root``'s code; returns the validation records of its log (``data``: "photos",
+    the measurement, or "embedded", ``--quick``)."""
+    args = ["train", "--model", "micro", "--scale", "2", "--preset", "cpu", "--data", data, "--val-crop", "96",
             "--val-every", str(val_every), "--patience", "1000", "--minutes", str(minutes), "--threads", str(threads),
             "--seed", "0", "--quiet", "--out", str(out), *extra]
     code = f"import sys; sys.path.insert(0, {str(root)!r}); from cisr_lib.cli import main; sys.exit(main({args!r}))"
     from cisr_lib.data import shared_photos
 
     env = {k: v for k, v in os.environ.items() if k != "CISR_PRECISION"}
-    photos = shared_photos()
-    if photos is None:
+    photos = shared_photos() if data == "photos" else None
+    if data == "photos" and photos is None:
         raise SystemExit("the shared photos are not available (set CISR_PHOTOS to their folder)")
-    env["CISR_PHOTOS"] = str(Path(photos[0]).resolve().parent)  # a worktree elsewhere finds them too
+    if photos is not None:
+        env["CISR_PHOTOS"] = str(Path(photos[0]).resolve().parent)  # a worktree elsewhere finds them too
     r = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError(f"training in {root} failed:\n{r.stderr[-3000:]}")
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 res["runs"][name] = train_run(tree, run_dir.resolve(), args.minutes, args.val_every, args.threads, [])
         else:
             res["runs"][name] = train_run(REPO, run_dir.resolve(), args.minutes, args.val_every, args.threads,
-                                          CANDIDATES[name])
+                                          CANDIDATES[name], data="embedded" if args.quick else "photos")
         print(name, json.dumps(res["runs"][name][-1]), flush=True)
         out.write_text(json.dumps(res, indent=1) + "\n")
     return publish(report(res), REPO / "README.md", TAG, args.readme)
