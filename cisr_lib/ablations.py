@@ -40,7 +40,7 @@ import torch
 from cisr_lib.messages import command
 from cisr_lib import paper
 from cisr_lib.ablation_report import compare_budgets, differences, report  # noqa: F401 (the study's public API)
-from cisr_lib.files import atomic_write
+from cisr_lib.files import atomic_write, fill_block
 from cisr_lib.pretrained import WEIGHTS_DIR, export_weights
 
 FORMAT = "cisr-psi-ablations/1"
@@ -261,8 +261,6 @@ EARLIER = WEIGHTS_DIR / "ablations_300" / "results.json"  # the study before thi
 def fill_readme(res: dict[str, Any], readme: Path, earlier: Path | None = EARLIER) -> None:
     """Replace the ablation block of ``readme`` with :func:`report`, and, when ``earlier`` (a results.json
     of another budget) exists, the budgets block with :func:`compare_budgets` (atomically)."""
-    from cisr_lib.files import fill_block
-
     fill_block(readme, TAG, report(res).rstrip("\n"))
     if earlier is not None and Path(earlier).is_file():
         fill_block(readme, BUDGETS_TAG, compare_budgets(load_results(earlier), res).rstrip("\n"))

@@ -2,14 +2,14 @@
 
 The answer key (``solutions/NN_*.ipynb``, one ``## Exercise K`` section per exercise) does what each
 exercise asks. When an answer notebook is executed by ``python -m cisr_lib.exercise_costs --execute
-[solutions/NN_*.ipynb ...]`` (in place, as ``nbtools execute`` does), :func:`record` stores per exercise the run time of its section's code cells,
-plus, for an answer too slow for CI, the measured time of its stored computation
+[solutions/NN_*.ipynb ...]`` (in place, as ``nbtools execute`` does), :func:`record` stores per exercise
+the run time of its section's code cells, plus, for an answer too slow for CI, the measured time of its stored computation
 (``solutions/results/NN_exK*.json``, written by ``nbtools.long_answer`` with ``RUN_LONG = True``),
 in ``cisr_lib/exercise_costs.json`` with the date and the machine.
 
 :func:`mark` writes the cost in front of each exercise of the course notebook, as
 ``*(cost: under a minute)*`` or ``*(cost: about N CPU minutes)*``; ``python -m cisr_lib.exercise_costs``
-does it for every notebook and ``tests/test_course.py`` checks that the marks are what the file says.
+does it for every notebook and ``tests/test_exercise_costs.py`` checks that the marks are what the file says.
 The course asks for at least two exercises per notebook that cost under a minute (:data:`MIN_QUICK`).
 """
 
@@ -25,7 +25,7 @@ import nbformat
 
 from cisr_lib.files import atomic_write
 from cisr_lib.messages import command
-from cisr_lib.nbtools import ANSWERS, NOTEBOOKS, SOLUTIONS, execute, normalise, notebooks
+from cisr_lib.nbtools import ANSWERS, NOTEBOOKS, SOLUTIONS, execute, notebooks, write
 
 COSTS = Path(__file__).resolve().parent / "exercise_costs.json"  # beside course_times.json
 QUICK_S = 60.0  # "under a minute"
@@ -107,8 +107,7 @@ def mark(folder: Path = NOTEBOOKS, costs: Path = COSTS) -> list[str]:
         new = marked(cell.source, data[path.stem[:2]]["seconds"])
         if new != cell.source:
             cell.source = new
-            text = nbformat.writes(normalise(nb))
-            atomic_write(path, text if text.endswith("\n") else text + "\n")
+            write(nb, path)
             changed.append(path.stem[:2])
     return changed
 

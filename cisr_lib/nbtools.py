@@ -265,9 +265,17 @@ def execute(path: str | os.PathLike, timeout: int = 3600, before_normalise=None)
     seconds = time.perf_counter() - t0
     if before_normalise is not None:
         before_normalise(nb)
-    text = nbformat.writes(normalise(nb))
-    atomic_write(path, text if text.endswith("\n") else text + "\n")  # as nbformat.write ends a file
+    write(nb, path)
     return seconds
+
+
+def write(nb, path: str | os.PathLike) -> None:
+    """Normalise a notebook node and write it to ``path`` atomically, ending with a newline as
+    ``nbformat.write`` does."""
+    import nbformat
+
+    text = nbformat.writes(normalise(nb))
+    atomic_write(path, text if text.endswith("\n") else text + "\n")
 
 
 def declared_parameters(path: str | os.PathLike) -> dict[str, str]:
@@ -379,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         import nbformat
 
         for path in args.paths:
-            nbformat.write(normalise(nbformat.read(path, as_version=4)), path)
+            write(nbformat.read(path, as_version=4), path)
     elif args.cmd == "check":
         bad = {str(p): problems(p) for p in (args.paths or notebooks() + notebooks(SOLUTIONS))}
         bad = {k: v for k, v in bad.items() if v}
