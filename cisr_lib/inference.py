@@ -130,7 +130,7 @@ def _prepared_model(weights, scale: int, device, window: int | None) -> Iterator
         if weights is None:
             path = default_weights(scale)
         elif isinstance(weights, str) and weights in SHIPPED_NAMES:
-            path = shipped_weights(scale, weights)  # "micro" or "tiny": the shipped file for this scale
+            path = shipped_weights(scale, weights)  # "micro", "small" or "tiny": the shipped file for this scale
         else:
             path = weights
         dev = _resolve_device(device)
@@ -220,8 +220,8 @@ def upscale(
         scale: up-scaling factor s; the model must be made for it.
         weights: a weights file or training checkpoint (path), an ``nn.Module`` already loaded
             (called as ``ys, xs = model(z, steps=...)``, with a ``scale`` attribute), or None for
-            the shipped weights of :func:`cisr_lib.pretrained.default_weights`; ``"micro"`` or
-            ``"tiny"`` names the shipped weights of that model for ``scale``. A path is loaded
+            the shipped weights of :func:`cisr_lib.pretrained.default_weights`; ``"micro"``,
+            ``"small"`` or ``"tiny"`` names the shipped weights of that model for ``scale``. A path is loaded
             on every call: for many images load once (``pretrained.load_model``) and pass the module.
         steps: unfolding steps J (None: the model's own J).
         tile: LR tile side T; "auto" (default): :data:`DEFAULT_TILE`; None: the whole image at

@@ -99,7 +99,8 @@ def export_weights(ckpt_path: str | os.PathLike, out_path: str | os.PathLike, ha
     return out_path
 
 
-def _rebuild(model_config: dict[str, Any]) -> nn.Module:
+def model_from_config(model_config: dict[str, Any]) -> nn.Module:
+    """A freshly initialised model of a stored ``model_config`` (a weights file's or checkpoint's)."""
     from cisr_lib.models import build_model
     from cisr_lib.models.psi import CONFIGS
 
@@ -141,13 +142,13 @@ def load_model(path: str | os.PathLike, scale: int | None = None, device: str | 
         raise CheckpointError(f"{path} holds a x{cfg.get('scale')} model, not x{scale}")
     try:
         with torch.device("meta"):  # sizes first, on no memory: each setting is bounded, their product is not
-            n_model = sum(p.numel() for p in _rebuild({**cfg, **runtime}).parameters())
+            n_model = sum(p.numel() for p in model_from_config({**cfg, **runtime}).parameters())
     except (ValueError, TypeError, KeyError) as exc:  # a configuration out of bounds or of the wrong shape
         raise CheckpointError(f"{path} asks for an invalid model: {exc}") from None
     n_file = sum(v.numel() for v in sd.values() if v.is_floating_point())
     if n_model > n_file:
         raise CheckpointError(f"{path} asks for a model of {n_model:,} parameters but holds {n_file:,} weights")
-    model = _rebuild({**cfg, **runtime})
+    model = model_from_config({**cfg, **runtime})
     try:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
     except RuntimeError as exc:
@@ -202,15 +203,15 @@ def load_matching(model: nn.Module, path: str | os.PathLike, min_fraction: float
     return {"loaded": sorted(take), "skipped": sorted(set(own) - set(take))}
 
 
-SHIPPED_NAMES = ("micro", "tiny")  # model names whose weights may ship in WEIGHTS_DIR as NAME_x{scale}.pt
+SHIPPED_NAMES = ("micro", "small", "tiny")  # model names whose weights may ship in WEIGHTS_DIR as NAME_x{scale}.pt
 
 
 def default_weights(scale: int) -> Path:
-    """The shipped weights used when none are given: ``micro`` if shipped for the scale, else ``tiny``.
+    """The shipped weights used when none are given: the first of :data:`SHIPPED_NAMES` shipped for the scale.
 
-    ``micro`` comes first because it is much faster on a CPU (README, engine speed); how much each
-    gains over bicubic is in its model card and the README's weights table; pass ``weights="tiny"``
-    for the tiny model."""
+    ``micro`` comes first because it is the fastest on a CPU (README, engine speed); how much each
+    gains over bicubic is in its model card and the README's weights table; pass ``weights="small"``
+    or ``weights="tiny"`` for the others."""
     for name in SHIPPED_NAMES:
         path = WEIGHTS_DIR / f"{name}_x{scale}.pt"
         if path.exists():

@@ -24,7 +24,8 @@ from cisr_lib.messages import command
 from cisr_lib.pretrained import WEIGHTS_DIR, export_weights, write_sums
 
 
-TARGET_GAIN = {2: 1.0, 3: 0.7, 4: 0.5}  # mean PSNR-Y gain over bicubic the shipped micro weights aim at
+TARGET_GAIN = {2: 1.0, 3: 0.7, 4: 0.5}  # mean PSNR-Y gain over bicubic the shipped CPU weights aim at
+CPU_MODELS = ("micro", "small")  # the configurations trained on the CPU, which the targets apply to
 
 
 def lineage(run: str | os.PathLike, upto: int | None = None, _seen: frozenset = frozenset()) -> list[dict]:
@@ -176,7 +177,7 @@ def weights_table(folder: str | os.PathLike = WEIGHTS_DIR) -> str:
         gain = val["psnr"] - val["bicubic"]
         bic = val.get("bicubic_per_config", {})
         below = [k for k, v in val.get("per_config", {}).items() if k in bic and v < bic[k]]
-        target = TARGET_GAIN.get(cfg.get("scale")) if cfg.get("name") == "micro" else None
+        target = TARGET_GAIN.get(cfg.get("scale")) if cfg.get("name") in CPU_MODELS else None
         verdict = "" if target is None else f"{target:+.1f}: " + ("met" if gain >= target and not below else "not met")
         legs = meta.get("lineage") or []
         minutes = [g["minutes"] for g in legs if g.get("minutes") is not None]

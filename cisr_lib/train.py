@@ -73,7 +73,7 @@ class TrainConfig:
     """Everything a training run depends on (saved in every checkpoint).
 
     Attributes:
-        model: configuration name of :data:`cisr_lib.models.psi.CONFIGS` ("micro", "tiny", "full").
+        model: configuration name of :data:`cisr_lib.models.psi.CONFIGS` ("micro", "small", "tiny", "full").
         scale: up-scaling factor (2, 3 or 4).
         variant, ablation, skip: passed to :func:`cisr_lib.models.build_model`.
         overrides: configuration overrides for ``build_model`` (e.g. ``{"n_feats": 16}``).

@@ -32,14 +32,16 @@ def test_every_row_of_the_reliability_table_names_a_test():
 
 @pytest.mark.parametrize("doc", ["README.md", "docs/model.md"])
 def test_parameter_counts_in_the_config_tables_are_the_models_own(doc):
-    """The configuration tables type the parameter counts of micro, tiny and full at x2 / x3 / x4: each must
+    """The configuration tables type the parameter counts of every configuration at x2 / x3 / x4: each must
     be count_parameters of the model build_model makes."""
     import re
 
     from cisr_lib.models import build_model, count_parameters
 
     text = (ROOT / doc).read_text()
-    for name in ("micro", "tiny", "full"):
+    from cisr_lib.models.config import CONFIGS
+
+    for name in CONFIGS:
         row = next(line for line in text.splitlines() if re.match(rf"\| `{name}`", line))
         counts = [int(n.replace(",", "")) for n in re.findall(r"\b\d{1,3}(?:,\d{3})+\b", row)]
         assert counts == [count_parameters(build_model(name, s)) for s in (2, 3, 4)], (doc, name)

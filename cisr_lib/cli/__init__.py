@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model by deep unfolding (eq. 12); resumes from OUT/last.pt")
     p.add_argument("--out", required=True, help="run folder (checkpoints, log.jsonl)")
-    p.add_argument("--model", default="micro", help="micro, tiny or full")
+    p.add_argument("--model", default="micro", help="micro, small, tiny or full")
     p.add_argument("--scale", type=int, default=2, choices=(2, 3, 4))
     p.add_argument("--variant", default="psi", help="psi, official, cascade, parallel or plain")
     p.add_argument("--ablation", nargs="*", help="Table III ablations, e.g. no_arm_aux no_nonlocal")

@@ -33,8 +33,8 @@ def add_upscale_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("input", help="an image file, or a folder of images")
     p.add_argument("output", help="the output file (format from its extension), or a folder")
     p.add_argument("--scale", type=int, required=True, metavar="{2,3,4}", help="up-scaling factor")
-    p.add_argument("--weights", help="weights file or checkpoint, or 'micro' / 'tiny' for the shipped weights of "
-                   "that model (default: the shipped micro weights for the scale, else tiny)")
+    p.add_argument("--weights", help="weights file or checkpoint, or 'micro' / 'small' / 'tiny' for the shipped "
+                   "weights of that model (default: the first of those shipped for the scale)")
     p.add_argument("--tile", type=int, default=None,
                    help=f"LR tile side for bounded memory (default {DEFAULT_TILE}; 0 = the whole image at once)")
     p.add_argument("--tile-overlap", type=int, default=16, help="overlap of neighbouring tiles in LR pixels")

@@ -1,4 +1,4 @@
-"""The model configurations (``micro``, ``tiny``, ``full``), their bounds, and the paper's vocabulary
+"""The model configurations (``micro``, ``small``, ``tiny``, ``full``), their bounds, and the paper's vocabulary
 of variants and Table III ablations.
 
 Configurations follow nanoGPT: one dict :data:`CONFIGS`, overridden key by key through
@@ -26,6 +26,9 @@ _COMMON = dict(
 CONFIGS: dict[str, dict] = {
     # CPU-sized: about 0.33 M parameters at x2; for tests, notebooks and CI.
     "micro": dict(n_feats=32, n_groups=2, n_blocks=3, steps=3, rho=(0.3, 0.6, 1.0), **_COMMON),
+    # micro at 64 features (about 1.3 M parameters at x2): grown from trained micro weights by
+    # cisr_lib.widen, because micro's 32 features limit its gain (docs/training.md).
+    "small": dict(n_feats=64, n_groups=2, n_blocks=3, steps=3, rho=(0.3, 0.6, 1.0), **_COMMON),
     # Sec. IV-A: 2 residual groups x 12 RCAB x 64 features per module, J = 5.
     "tiny": dict(n_feats=64, n_groups=2, n_blocks=12, steps=5, rho=(0.2, 0.4, 0.6, 0.8, 1.0), **_COMMON),
     # Sec. IV-A: 5 residual groups x 12 RCAB x 64 features per module, J = 3.

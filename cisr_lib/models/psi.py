@@ -157,7 +157,7 @@ def build_model(
     """Build a model from a named configuration.
 
     Args:
-        name: "micro", "tiny" or "full".
+        name: "micro", "small", "tiny" or "full".
         scale: up-scaling factor s (2, 3 or 4).
         variant: "psi" (the paper), "official" (bicubic down-scale + strided conv instead of
             space-to-depth in ARM), or a baseline: "cascade", "parallel", "plain"
