@@ -82,10 +82,11 @@ book: $(STAMP)
 # tests/test_benchmark_blocks.py, test_ship.py and test_course.py fail when a block differs from this.
 docs: $(STAMP)
 	for b in recipe window_choice threads profile_step bicubic_embedded; do $(BIN)/python benchmarks/$$b.py --render --docs || exit 1; done
-	for b in train_speed peers engine_speed big_photo unfolding; do $(BIN)/python benchmarks/$$b.py --render --readme || exit 1; done
+	for b in train_speed peers engine_speed big_photo unfolding psi_inputs; do $(BIN)/python benchmarks/$$b.py --render --readme || exit 1; done
 	$(BIN)/python benchmarks/model_speed.py --flops-table --docs > /dev/null
 	$(BIN)/python benchmarks/model_speed.py --render --readme > /dev/null
 	$(BIN)/python -m cisr_lib.ship --table --readme
+	$(BIN)/python benchmarks/weights_curves.py --docs > /dev/null
 	$(BIN)/python -m cisr_lib.course --readme
 	$(BIN)/python -c "from pathlib import Path; from cisr_lib import ablations as a; \
 		a.fill_readme(a.load_results(a.EXPORT_DIR / 'results.json'), Path('README.md'))"

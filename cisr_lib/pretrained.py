@@ -172,10 +172,6 @@ def _config_and_state(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str
     return cfg, sd
 
 
-def _state_dict_of(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    return _config_and_state(path)[1]
-
-
 def load_matching(model: nn.Module, path: str | os.PathLike, min_fraction: float = 0.5) -> dict[str, list[str]]:
     """Initialise ``model`` from a weights file or checkpoint, tensor by tensor, where names and shapes match.
 
@@ -192,13 +188,16 @@ def load_matching(model: nn.Module, path: str | os.PathLike, min_fraction: float
         ``{"loaded": [...], "skipped": [...]}``: the parameter names taken from the file, and those
         left at their initialisation (absent from the file or of another shape).
     """
-    sd = _state_dict_of(path)
+    cfg, sd = _config_and_state(path)
     own = model.state_dict()
     take = {k: v.to(own[k].dtype) for k, v in sd.items() if k in own and v.shape == own[k].shape}
     n_all = sum(v.numel() for v in own.values())
     if sum(v.numel() for v in take.values()) < min_fraction * n_all:
+        n_own = getattr(model, "config", {}).get("n_feats")
+        hint = (f"; to start a {n_own}-feature model from it, widen it first: python -m cisr_lib.widen {path} "
+                f"NEW.pt --n-feats {n_own}" if n_own and cfg.get("n_feats") and n_own > cfg["n_feats"] else "")
         raise CheckpointError(f"{path} matches too little of this model ({len(take)} of {len(own)} tensors); "
-                              "it was made for another architecture")
+                              f"it was made for another architecture{hint}")
     model.load_state_dict(take, strict=False)
     return {"loaded": sorted(take), "skipped": sorted(set(own) - set(take))}
 

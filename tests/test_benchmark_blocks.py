@@ -46,6 +46,8 @@ CASES = {
     "profile_step": (ROOT / "docs" / "model.md", lambda m, r: m.render(r)),
     "unfolding": (ROOT / "README.md", lambda m, r: m.render(r)),
     "bicubic_embedded": (ROOT / "docs" / "bicubic_embedded.md", lambda m, r: m.render(r)),
+    "weights_curves": (ROOT / "docs" / "training.md", lambda m, r: m.render(r)),
+    "psi_inputs": (ROOT / "README.md", lambda m, r: m.render(r)),
 }
 
 

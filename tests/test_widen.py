@@ -89,6 +89,16 @@ def test_widen_file_round_trip(tmp_path, capsys):
     assert not (tmp_path / "narrow.pt").exists() and not (tmp_path / "x.pt").exists()
 
 
+def test_a_narrow_file_given_to_a_wide_model_points_to_widen(tmp_path):
+    from cisr_lib.checkpoint import CheckpointError
+
+    small = _trained_like(2)
+    ck = tmp_path / "best.pt"
+    torch.save({"model": small.state_dict(), "model_config": small.config, "step": 1, "val": None}, ck)
+    with pytest.raises(CheckpointError, match="widen it first: python -m cisr_lib.widen .* --n-feats 16"):
+        load_matching(build_model("micro", scale=2, n_feats=16, n_blocks=1), ck)
+
+
 def test_micro_grows_into_small(tmp_path):
     """``--model small``: the shipped growth path, micro's shape at small's width, renamed."""
     small = _trained_like(3)  # micro at 8 features, one block per group
