@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 GPU    ?= 0
 
-.PHONY: test reproduce book docs weights ablations install chromium clean-venv
+.PHONY: test reproduce book docs weights weights-small ablations install chromium clean-venv
 
 install: $(STAMP) chromium
 
@@ -108,6 +108,22 @@ weights: $(STAMP)
 	$(WEIGHTS_TRAIN) --scale 4 --out $(WEIGHTS_RUNS)/micro_x4 --init $(WEIGHTS_RUNS)/micro_x2/best.pt
 	for s in 2 3 4; do $(BIN)/python -m cisr_lib.ship $(WEIGHTS_RUNS)/micro_x$$s micro_x$$s --overwrite \
 		--command "make weights WEIGHTS_MINUTES=$(WEIGHTS_MINUTES)" || exit 1; done
+
+# The shipped small weights' procedure (docs/training.md, "Growing micro into small"): each micro run of
+# `make weights` grown to 64 features by cisr_lib.widen (its outputs unchanged), then trained with a cosine
+# that decays within SMALL_STEPS (about 40 steps a minute on one thread of this CPU) and shipped.
+SMALL_STEPS ?= 4300
+SMALL_TRAIN  = $(BIN)/cisr train --model small --preset cpu --data photos --set window=3 --lr 7e-4 --warmup 50 \
+               --grad-clip 1.0 --steps $(SMALL_STEPS) --patience 100 --val-every 500 --val-crop 192 \
+               --minutes $(WEIGHTS_MINUTES) --quiet
+
+weights-small: $(STAMP)
+	for s in 2 3 4; do \
+		test -f $(WEIGHTS_RUNS)/small_x$$s.init.pt || $(BIN)/python -m cisr_lib.widen \
+			$(WEIGHTS_RUNS)/micro_x$$s/best.pt $(WEIGHTS_RUNS)/small_x$$s.init.pt --model small || exit 1; \
+		$(SMALL_TRAIN) --scale $$s --out $(WEIGHTS_RUNS)/small_x$$s --init $(WEIGHTS_RUNS)/small_x$$s.init.pt || exit 1; \
+		$(BIN)/python -m cisr_lib.ship $(WEIGHTS_RUNS)/small_x$$s small_x$$s --overwrite \
+			--command "make weights-small WEIGHTS_MINUTES=$(WEIGHTS_MINUTES)" || exit 1; done
 
 # The ablation / baseline study read by notebooks 10 and 11 (cisr_lib/ablations.py): x2, JPEG q10,
 # micro; bicubic / plain / cascade / parallel / PSI with seeds 0-2 and every Table III variant with

@@ -110,3 +110,22 @@ def test_micro_grows_into_small(tmp_path):
     z = torch.rand(1, 3, 10, 10)
     with torch.no_grad():
         torch.testing.assert_close(grown(z)[1][-1], small(z)[1][-1], rtol=1e-5, atol=1e-5)
+
+
+def test_a_run_grown_and_trained_on_keeps_its_whole_lineage(tmp_path):
+    """micro run -> its best.pt widened (make weights-small) -> a small run from that file: the small
+    run's lineage lists the micro legs, the widening (no steps), then its own leg."""
+    import cisr_lib.train as tr
+    from cisr_lib import ship
+
+    common = dict(scale=2, preset="ci", max_steps=2, val_every=2, threads=1, configs=(("jpeg", 10),))
+    tr.train(tr.TrainConfig(model="micro", overrides=dict(n_feats=8, n_blocks=1), **common), tmp_path / "a",
+             progress=False)
+    grown = widen_file(tmp_path / "a" / "best.pt", tmp_path / "grown.pt", model="small")
+    tr.train(tr.TrainConfig(model="small", overrides=dict(n_blocks=1), init=str(grown), **common), tmp_path / "b",
+             progress=False)
+    legs = ship.lineage(tmp_path / "b")
+    assert [g["run"] for g in legs] == ["a", "widen to 64", "b"]
+    assert legs[1]["from_step"] == legs[1]["to_step"] == 0 and "--model small" in legs[1]["command"]
+    card = ship.model_card(tmp_path / "b", "small_x2", "box")
+    assert "CISR-PSI `small`" in card and "64 features" in card
