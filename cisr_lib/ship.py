@@ -68,6 +68,11 @@ def lineage(run: str | os.PathLike, upto: int | None = None, _seen: frozenset = 
                                               "to_step": meta.get("step"), "minutes": None,
                                               "device": meta.get("hardware"), "precision": None, "threads": None,
                                               "command": None, "weights": init.name}]
+            if meta.get("run") == run.name and meta.get("lineage"):
+                # the file was since overwritten by shipping this very run (--init of the shipped name,
+                # shipped again): its lineage already ends with this run's legs, which follow below
+                while before and before[-1].get("run") == run.name:
+                    before = before[:-1]
         else:
             before = [{"run": init.name, "note": "initial weights not found when this card was written"}]
     elapsed = {r["step"]: r["elapsed"] for r in train_log}

@@ -81,3 +81,22 @@ def test_each_shipped_card_shows_the_numbers_stored_in_its_weights_file():
         for cfg, v in val["per_config"].items():
             b = val["bicubic_per_config"][cfg]
             assert f"| {cfg} | {b:.2f} | {v:.2f} | {v - b:+.2f} |" in card, (pt.name, cfg)
+
+
+def test_shipping_a_run_twice_over_its_own_init_file_does_not_repeat_its_legs(tmp_path):
+    """A run started with --init of the file it is shipped as: shipping it a second time (a corrected
+    note) reads the file the first call wrote, whose lineage already holds this run."""
+    from cisr_lib.checkpoint import load_checkpoint
+
+    cfg = tr.TrainConfig(model="micro", scale=2, overrides=dict(SMALL), preset="ci", max_steps=2, val_every=2,
+                         threads=1, configs=(("jpeg", 10),))
+    tr.train(cfg, tmp_path / "a", progress=False)
+    dest = tmp_path / "w"
+    assert ship.main([str(tmp_path / "a"), "micro_x2", "--dest", str(dest)]) == 0
+    cfg2 = tr.TrainConfig(model="micro", scale=2, overrides=dict(SMALL), preset="ci", max_steps=2, val_every=2,
+                          threads=1, configs=(("jpeg", 10),), init=str(dest / "micro_x2.pt"))
+    tr.train(cfg2, tmp_path / "b", progress=False)
+    for _ in range(2):
+        assert ship.main([str(tmp_path / "b"), "micro_x2", "--dest", str(dest), "--overwrite"]) == 0
+        runs = [g["run"] for g in load_checkpoint(dest / "micro_x2.pt")["meta"]["lineage"]]
+        assert runs == ["a", "b"], runs
