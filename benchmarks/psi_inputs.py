@@ -64,7 +64,9 @@ def measure(seeds: list[int], out: Path, budget) -> dict:
             print(f"{spec['name']}: {rec['psnr']:.3f} dB ({rec['train_seconds'] / 60:.1f} min)", flush=True)
         rows[name] = {"arm": arm_in, "rem": rem_in, "per_seed": scores}
     bicubic = ablations.bicubic_record(budget)["psnr"]
+    data, eval_data = ablations.data_names(budget)  # the shared photos, or the embedded ones where absent
     return {"date": time.strftime("%Y-%m-%d"), "seeds": seeds, "bicubic": round(bicubic, 4),
+            "data": data, "eval_data": eval_data,
             "budget": {k: v for k, v in dataclasses.asdict(budget).items() if k != "overrides"},
             "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in budget.overrides.items()},
             "rows": rows}
@@ -75,9 +77,9 @@ def render(res: dict) -> str:
     mean = {k: statistics.fmean(r["per_seed"]) for k, r in res["rows"].items()}
     lines = [f"`python benchmarks/psi_inputs.py --seeds {' '.join(map(str, res['seeds']))}` on {res['date']}: "
              f"{b['model']} x{b['scale']}, {'/'.join(c + str(q) for c, q in b['configs'])}, {b['steps']} steps of batch "
-             f"{b['batch_size']} ({b['lr_patch']}x{b['lr_patch']} LR patches), lr {b['lr']:g} cosine, J = 1 for every "
-             f"model; PSNR-Y on {b['eval_side']}x{b['eval_side']} HR centre crops of the validation photos (bicubic "
-             f"{res['bicubic']:.3f} dB):", "",
+             f"{b['batch_size']} ({b['lr_patch']}x{b['lr_patch']} LR patches) on `{res['data']}`, lr {b['lr']:g} "
+             f"{b['schedule']}, J = 1 for every model; PSNR-Y on {b['eval_side']}x{b['eval_side']} HR centre crops of "
+             f"`{res['eval_data']}` (bicubic {res['bicubic']:.3f} dB):", "",
              "| ARM sees | REM sees | model | mean PSNR-Y | per seed |", "|---|---|---|---|---|"]
     for name, r in res["rows"].items():
         lines.append(f"| {r['arm']} | {r['rem']} | {name} | {mean[name]:.3f} | "

@@ -5,8 +5,8 @@ behind it (run, steps, minutes; ``cisr_lib.ship.lineage``). This script lays the
 reads each leg's validations from the run's log kept in ``cisr_lib/weights/logs/RUN.log.jsonl.gz``
 (minutes from the log's own clock, validation time not counted) and reports, per file, the best
 gain over bicubic and how much the last 30 minutes of training added: the number that says whether
-more of the same training is worth it. Legs whose log was not kept, or whose minutes were not
-recorded, are counted as such in the table and leave a gap in the figure.
+more of the same training is worth it. Legs whose minutes were not recorded are counted in the
+table and left out of the minutes; a leg whose log was not kept leaves a gap in the figure.
 
 Usage (from the repository root; ``--docs`` fills the ``weights-curves`` block of docs/training.md
 and draws docs/figures/weights_curves.png)::

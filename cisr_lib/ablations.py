@@ -81,7 +81,7 @@ def runs() -> list[dict[str, Any]]:
     return out
 
 
-def _data_names(budget: Budget) -> tuple[str, str]:
+def data_names(budget: Budget) -> tuple[str, str]:
     """(training data, evaluation data) names, falling back to the embedded photos."""
     from cisr_lib.data import shared_photos
 
@@ -109,7 +109,7 @@ def run_one(spec: dict, budget: Budget, out: Path, progress: bool = False) -> di
                       variant=spec["variant"], ablation=spec["ablation"], skip=spec["skip"], preset="cpu",
                       batch_size=budget.batch_size, lr_patch=budget.lr_patch, lr=budget.lr, schedule=budget.schedule, warmup_steps=budget.warmup_steps,
                       max_steps=budget.steps, val_every=budget.steps, patience=1, val_crop=budget.eval_side,
-                      data=_data_names(budget)[0], configs=budget.configs, threads=budget.threads,
+                      data=data_names(budget)[0], configs=budget.configs, threads=budget.threads,
                       seed=spec["seed"],
                       ckpt_every=max(50, budget.steps // 4), device=budget.device)
     summary = train(cfg, rdir, resume=True, progress=progress)
@@ -133,7 +133,7 @@ def _scores(method, budget: Budget) -> dict[str, Any]:
     """Mean PSNR-Y / SSIM-Y of a method on the held-out images, per image, per step and of the ARM."""
     from cisr_lib.evaluate import data_source, evaluate
 
-    recs = evaluate(method, data_source(_data_names(budget)[1]), scales=[budget.scale],
+    recs = evaluate(method, data_source(data_names(budget)[1]), scales=[budget.scale],
                     configs=[f"{c}{q}" for c, q in budget.configs], max_side=budget.eval_side,
                     device="cpu" if method == "bicubic" else budget.device)["records"]
     out = {"psnr": statistics.fmean(r["psnr"] for r in recs), "ssim": statistics.fmean(r["ssim"] for r in recs),
@@ -178,7 +178,7 @@ def study(budget: Budget, out: Path, only: list[str] | None = None, progress: bo
     t0 = time.perf_counter()
     for spec in tqdm(specs, desc="ablations", disable=not progress):
         records.append(run_one(spec, budget, out))
-    data, eval_name = _data_names(budget)
+    data, eval_name = data_names(budget)
     from cisr_lib.device import select_device
 
     dev = select_device(budget.device)
@@ -215,7 +215,7 @@ def resume_from(exported: Path, budget: Budget, out: Path) -> list[str]:
         The names of the runs taken over.
     """
     res = load_results(Path(exported) / "results.json")
-    mine = {**dataclasses.asdict(budget), "data": _data_names(budget)[0]}
+    mine = {**dataclasses.asdict(budget), "data": data_names(budget)[0]}
     theirs = {k: v for k, v in res["budget"].items() if k != "eval_data"}
     diff = sorted(k for k in mine if json.dumps(mine[k]) != json.dumps(theirs.get(k)))
     if diff:

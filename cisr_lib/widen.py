@@ -1,8 +1,8 @@
 """Widen a trained model to more features per module without changing what it computes.
 
-The shipped ``micro`` weights flatten out in training (docs/training.md): 32 features per module
-is the limit, not the number of steps. A wider model trained from scratch starts far behind them,
-so this module *grows* a trained one instead (in the spirit of Net2Net, Chen et al., ICLR 2016,
+The shipped ``micro`` weights gain slowly in long training (docs/training.md, "Where the curves
+stand"), and more features per module is the next thing to try. A wider model trained from scratch
+starts far behind them, so this module *grows* a trained one instead (in the spirit of Net2Net, Chen et al., ICLR 2016,
 with zero cross-connections instead of copied units):
 
 * every tensor of the wide model starts as the wide model's own initialisation;
