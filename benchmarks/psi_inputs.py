@@ -88,8 +88,11 @@ def render(res: dict) -> str:
         aux = (mean["psi_no_rem_input"] - mean["cascade"] + mean["psi"] - mean["psi_no_arm_aux"]) / 2
         rem_z = (mean["psi_no_arm_aux"] - mean["cascade"] + mean["psi"] - mean["psi_no_rem_input"]) / 2
         spread = max(max(r["per_seed"]) - min(r["per_seed"]) for r in res["rows"].values())
-        lines += ["", f"Averaged over the other input: giving ARM the HR estimate changes PSNR-Y by {aux:+.3f} dB, "
-                      f"giving REM the compressed z by {rem_z:+.3f} dB; PSI minus the cascade is "
+        lines += ["", f"Added to the cascade alone, ARM's HR estimate changes PSNR-Y by "
+                      f"{mean['psi_no_rem_input'] - mean['cascade']:+.3f} dB and REM's z by "
+                      f"{mean['psi_no_arm_aux'] - mean['cascade']:+.3f} dB; added on top of the other, by "
+                      f"{mean['psi'] - mean['psi_no_arm_aux']:+.3f} and {mean['psi'] - mean['psi_no_rem_input']:+.3f} dB "
+                      f"(averaged: {aux:+.3f} and {rem_z:+.3f} dB). PSI minus the cascade is "
                       f"{mean['psi'] - mean['cascade']:+.3f} dB. The largest seed range of a cell is {spread:.3f} dB."]
     return "\n".join(lines)
 

@@ -117,7 +117,7 @@ def figure(res: dict, path: Path) -> None:
     scales = sorted({f["scale"] for f in res["files"].values()})
     fig, axes = plt.subplots(1, len(scales), figsize=(4.2 * len(scales), 3.6), squeeze=False)
     for ax, s in zip(axes[0], scales):
-        for name, f in res["files"].items():
+        for name, f in reversed(res["files"].items()):  # micro last: on top of the lineage it shares with small
             if f["scale"] == s and f["points"]:
                 gains = [float("nan") if p[2] is None else p[2] for p in f["points"]]
                 ax.plot([p[0] for p in f["points"]], gains, marker="o", ms=2.5, label=name)

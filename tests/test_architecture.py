@@ -76,7 +76,7 @@ def test_the_walker_sees_imports_inside_functions(tmp_path):
 
 
 def test_long_modules_are_explained_in_docs_architecture():
-    text = ARCH.read_text()
+    text = ARCH.read_text().split("## Modules over 400 lines", 1)[1].split("\n## ", 1)[0]  # that section's table
     long = sorted(n for n, p in _modules().items() if len(p.read_text().splitlines()) > MAX_LINES)
     missing = [n for n in long if f"`{n}`" not in text]
     assert not missing, f"over {MAX_LINES} lines without a reason in docs/architecture.md: {missing}"
