@@ -36,7 +36,11 @@ RECENT = 30.0  # minutes: "what did the last half hour of training add"
 def _log(logs: Path, run: str) -> list[dict] | None:
     for path in (logs / f"{run}.log.jsonl.gz", logs / f"{run}.log.jsonl"):
         if path.exists():
-            text = gzip.open(path, "rt").read() if path.suffix == ".gz" else path.read_text()
+            if path.suffix == ".gz":
+                with gzip.open(path, "rt") as f:
+                    text = f.read()
+            else:
+                text = path.read_text()
             return [json.loads(line) for line in text.splitlines() if line.strip()]
     return None
 

@@ -31,17 +31,14 @@ CPU_MODELS = ("micro", "small")  # the configurations trained on the CPU, which 
 def lineage(run: str | os.PathLike, upto: int | None = None, _seen: frozenset = frozenset()) -> list[dict]:
     """Every leg of training behind a run's ``best.pt``, oldest first.
 
-    A run started with ``--init`` continues the lineage of what it started from: another run's
-    ``best.pt`` / ``last.pt`` (read from that run's folder, up to the checkpoint's step), or a
-    weights file (its stored ``meta["lineage"]``; a file shipped before lineages were stored gives
-    one entry from its ``meta``). Each leg: run, first and last step, training minutes, device,
+    A run started with ``--init`` continues the lineage of what it started from
+    (:func:`source_lineage`). Each leg: run, first and last step, training minutes, device,
     precision, threads and, where logged, the command.
 
     Args:
         run: the run folder (``config.json``, ``log.jsonl``).
         upto: the last step that counts (default: the step of the run's best validation).
     """
-    from cisr_lib.checkpoint import CheckpointError, load_checkpoint
     from cisr_lib.train import read_legs, read_log
 
     run = Path(run)
@@ -52,29 +49,7 @@ def lineage(run: str | os.PathLike, upto: int | None = None, _seen: frozenset = 
     train_log, vals = read_log(run)
     if upto is None:
         upto = max(vals, key=lambda v: v["val_psnr"])["step"] if vals else (train_log[-1]["step"] if train_log else 0)
-    before: list[dict] = []
-    init = Path(tc["init"]) if tc.get("init") else None
-    if init is not None:
-        if init.name in ("best.pt", "last.pt") and (init.parent / "config.json").exists():
-            try:
-                ck = load_checkpoint(init)
-                step = ck["step"] if "step" in ck else ck["state"]["step"]
-            except (CheckpointError, KeyError):
-                step = None
-            before = lineage(init.parent, step, _seen)
-        elif init.exists():
-            meta = load_checkpoint(init).get("meta", {})
-            before = meta.get("lineage") or [{"run": meta.get("run", init.stem), "from_step": 0,
-                                              "to_step": meta.get("step"), "minutes": None,
-                                              "device": meta.get("hardware"), "precision": None, "threads": None,
-                                              "command": None, "weights": init.name}]
-            if meta.get("run") == run.name and meta.get("lineage"):
-                # the file was since overwritten by shipping this very run (--init of the shipped name,
-                # shipped again): its lineage already ends with this run's legs, which follow below
-                while before and before[-1].get("run") == run.name:
-                    before = before[:-1]
-        else:
-            before = [{"run": init.name, "note": "initial weights not found when this card was written"}]
+    before = source_lineage(tc["init"], run.name, _seen) if tc.get("init") else []
     elapsed = {r["step"]: r["elapsed"] for r in train_log}
     legs = [leg for leg in read_legs(run) if leg["step"] < upto] or [{"step": 0}]
     out = []
@@ -85,6 +60,41 @@ def lineage(run: str | os.PathLike, upto: int | None = None, _seen: frozenset = 
                     "minutes": None if minutes is None else round(minutes, 1), "device": leg.get("device"),
                     "precision": leg.get("precision"), "threads": leg.get("threads"), "command": leg.get("command")})
     return before + out
+
+
+def source_lineage(path: str | os.PathLike, shipped_from: str | None = None,
+                   _seen: frozenset = frozenset()) -> list[dict]:
+    """Every leg of training behind a file a run can start from (``--init``), oldest first.
+
+    Args:
+        path: another run's ``best.pt`` / ``last.pt`` (that run's :func:`lineage` up to the
+            checkpoint's step), or a weights file (its stored ``meta["lineage"]``; a file shipped
+            before lineages were stored gives one entry from its ``meta``).
+        shipped_from: the run whose lineage is being written. When ``path`` was since overwritten by
+            shipping that very run (``--init`` of the shipped name, shipped again), its stored lineage
+            already ends with that run's legs; they are dropped, since they follow from the run's log.
+    """
+    from cisr_lib.checkpoint import CheckpointError, load_checkpoint
+
+    path = Path(path)
+    if path.name in ("best.pt", "last.pt") and (path.parent / "config.json").exists():
+        try:
+            ck = load_checkpoint(path)
+            step = ck["step"] if "step" in ck else ck["state"]["step"]
+        except (CheckpointError, KeyError):
+            step = None
+        return lineage(path.parent, step, _seen)
+    if not path.exists():
+        return [{"run": path.name, "note": "initial weights not found when this card was written"}]
+    meta = load_checkpoint(path).get("meta", {})
+    legs = list(meta.get("lineage") or [{"run": meta.get("run", path.stem), "from_step": 0,
+                                         "to_step": meta.get("step"), "minutes": None,
+                                         "device": meta.get("hardware"), "precision": None, "threads": None,
+                                         "command": None, "weights": path.name}])
+    if shipped_from is not None and meta.get("run") == shipped_from and meta.get("lineage"):
+        while legs and legs[-1].get("run") == shipped_from:
+            legs.pop()
+    return legs
 
 
 def _lineage_md(legs: list[dict]) -> list[str]:

@@ -107,19 +107,13 @@ def widen_file(src: str | os.PathLike, dst: str | os.PathLike, n_feats: int | No
     torch.manual_seed(seed)
     wide_cfg = {**cfg, "name": name, "n_feats": n_feats}
     wide = widen_model(small, model_from_config(wide_cfg))
-    ck = load_checkpoint(src)
-    meta = dict(ck.get("meta", {}))
-    run = Path(src).parent
-    if Path(src).name in ("best.pt", "last.pt") and (run / "config.json").exists():  # a run's checkpoint
-        from cisr_lib.ship import lineage
+    from cisr_lib.ship import source_lineage
 
-        step = ck["step"] if "step" in ck else ck.get("state", {}).get("step")
-        legs = lineage(run, step)
-        meta = {"step": step, "run": run.name, "train_config": ck.get("train_config")}
-    else:
-        legs = list(meta.get("lineage") or [{"run": Path(src).stem, "from_step": 0, "to_step": meta.get("step"),
-                                              "minutes": None, "device": meta.get("hardware"), "precision": None,
-                                              "threads": None, "command": None, "weights": Path(src).name}])
+    ck = load_checkpoint(src)
+    meta = dict(ck["meta"]) if "meta" in ck else {  # a weights file's provenance, or a training checkpoint's
+        "step": ck["step"] if "step" in ck else ck.get("state", {}).get("step"), "run": Path(src).parent.name,
+        "train_config": ck.get("train_config")}
+    legs = source_lineage(src)
     legs.append({"run": f"widen to {n_feats}", "from_step": 0, "to_step": 0, "minutes": 0.0, "device": "cpu",
                  "precision": "fp32", "threads": None,
                  "command": command_line or f"python -m cisr_lib.widen {src} {dst} --model {name} "
