@@ -111,21 +111,27 @@ weights: $(STAMP)
 
 # The shipped small weights' procedure (docs/training.md, "Growing micro into small"): each micro run of
 # `make weights` grown to 64 features by cisr_lib.widen (its outputs unchanged), then trained for
-# SMALL_MINUTES with a cosine over SMALL_STEPS, the steps the first small_x2 leg managed in that time on one
-# thread beside another run (its card), so that the learning rate decays within the leg; then shipped.
-SMALL_MINUTES ?= 92
-SMALL_STEPS   ?= 4300
+# SMALL_MINUTES with a cosine over SMALL_STEPS_<scale> steps, about the steps the first small leg at that
+# scale managed in that time on one thread beside another run (their cards), so that the learning rate
+# decays within the leg; the moving average of the weights (--ema) is what is validated and shipped.
+SMALL_MINUTES ?= 100
+SMALL_STEPS_2 ?= 4300
+SMALL_STEPS_3 ?= 3500
+SMALL_STEPS_4 ?= 2800
+SMALL_EMA     ?= 0.999
 SMALL_TRAIN    = $(BIN)/cisr train --model small --preset cpu --data photos --set window=3 --lr 7e-4 --warmup 50 \
-                 --grad-clip 1.0 --steps $(SMALL_STEPS) --patience 100 --val-every 500 --val-crop 192 \
+                 --grad-clip 1.0 --ema $(SMALL_EMA) --patience 100 --val-every 500 --val-crop 192 \
                  --minutes $(SMALL_MINUTES) --quiet
 
 weights-small: $(STAMP)
 	for s in 2 3 4; do \
 		test -f $(WEIGHTS_RUNS)/small_x$$s.init.pt || $(BIN)/python -m cisr_lib.widen \
 			$(WEIGHTS_RUNS)/micro_x$$s/best.pt $(WEIGHTS_RUNS)/small_x$$s.init.pt --model small || exit 1; \
-		$(SMALL_TRAIN) --scale $$s --out $(WEIGHTS_RUNS)/small_x$$s --init $(WEIGHTS_RUNS)/small_x$$s.init.pt || exit 1; \
+		steps=$(SMALL_STEPS_2); test $$s = 3 && steps=$(SMALL_STEPS_3); test $$s = 4 && steps=$(SMALL_STEPS_4); \
+		$(SMALL_TRAIN) --scale $$s --steps $$steps --out $(WEIGHTS_RUNS)/small_x$$s \
+			--init $(WEIGHTS_RUNS)/small_x$$s.init.pt || exit 1; \
 		$(BIN)/python -m cisr_lib.ship $(WEIGHTS_RUNS)/small_x$$s small_x$$s --overwrite \
-			--command "make weights-small SMALL_MINUTES=$(SMALL_MINUTES) SMALL_STEPS=$(SMALL_STEPS)" || exit 1; done
+			--command "make weights-small SMALL_MINUTES=$(SMALL_MINUTES) SMALL_EMA=$(SMALL_EMA)" || exit 1; done
 
 # The ablation / baseline study read by notebooks 10 and 11 (cisr_lib/ablations.py): x2, JPEG q10,
 # micro; bicubic / plain / cascade / parallel / PSI with seeds 0-2 and every Table III variant with

@@ -39,7 +39,7 @@ import torch
 
 from cisr_lib.messages import command
 from cisr_lib import paper
-from cisr_lib.ablation_report import compare_budgets, differences, report  # noqa: F401 (the study's public API)
+from cisr_lib.ablation_report import compare_budgets, differences, report, table_iii_noise  # noqa: F401 (public API)
 from cisr_lib.files import atomic_write, fill_block
 from cisr_lib.pretrained import WEIGHTS_DIR, export_weights
 

@@ -176,6 +176,16 @@ def model_card(run: str | os.PathLike, name: str, hardware: str, command: str | 
     return "\n".join(lines)
 
 
+def lineage_totals(legs: list[dict]) -> tuple[int, str]:
+    """Training steps summed over a lineage's legs, and its minutes as text ("124", "198 + unrecorded" where
+    some leg did not record them, "not recorded" where none did)."""
+    steps = sum((g.get("to_step") or 0) - (g.get("from_step") or 0) for g in legs)
+    minutes = [g["minutes"] for g in legs if g.get("minutes") is not None]
+    text = f"{sum(minutes):.0f}" if minutes and len(minutes) == len(legs) else (
+        f"{sum(minutes):.0f} + unrecorded" if minutes else "not recorded")
+    return steps, text
+
+
 def weights_table(folder: str | os.PathLike = WEIGHTS_DIR) -> str:
     """The README's table of shipped weights, read from each file's stored metadata (validation
     at the best step, steps, lineage minutes, hardware): ``python -m cisr_lib.ship --table --readme``."""
@@ -194,10 +204,7 @@ def weights_table(folder: str | os.PathLike = WEIGHTS_DIR) -> str:
         below = [k for k, v in val.get("per_config", {}).items() if k in bic and v < bic[k]]
         target = TARGET_GAIN.get(cfg.get("scale")) if cfg.get("name") in CPU_MODELS else None
         verdict = "" if target is None else f"{target:+.1f}: " + ("met" if gain >= target and not below else "not met")
-        legs = meta.get("lineage") or []
-        minutes = [g["minutes"] for g in legs if g.get("minutes") is not None]
-        total = f"{sum(minutes):.0f}" if minutes and len(minutes) == len(legs) else (
-            f"{sum(minutes):.0f} + unrecorded" if minutes else "not recorded")
+        _, total = lineage_totals(meta.get("lineage") or [])
         rows.append(f"| `{path.name}` ({path.stat().st_size / 2**20:.1f} MB) | {cfg.get('name')} x{cfg.get('scale')} | "
                     f"{val['bicubic']:.2f} | {val['psnr']:.2f} | {gain:+.2f} | {verdict} | {meta.get('step', 0):,} | "
                     f"{total} | {meta.get('hardware', '')} |")
