@@ -45,3 +45,24 @@ def test_parameter_counts_in_the_config_tables_are_the_models_own(doc):
         row = next(line for line in text.splitlines() if re.match(rf"\| `{name}`", line))
         counts = [int(n.replace(",", "")) for n in re.findall(r"\b\d{1,3}(?:,\d{3})+\b", row)]
         assert counts == [count_parameters(build_model(name, s)) for s in (2, 3, 4)], (doc, name)
+
+
+def test_baseline_and_official_parameter_counts_in_model_md_are_the_models_own():
+    """docs/model.md types the tiny x2 parameter counts of the baselines and of the official-code variant:
+    each must be count_parameters of the model build_model makes."""
+    import re
+
+    from cisr_lib.models import build_model, count_parameters
+
+    lines = (ROOT / "docs" / "model.md").read_text().splitlines()
+
+    def typed(prefix):
+        row = next(line for line in lines if line.startswith(prefix))
+        return [int(n.replace(",", "")) for n in re.findall(r"\b\d{1,3}(?:,\d{3})+\b", row)]
+
+    for variant in ("cascade", "parallel", "plain"):
+        assert typed(f"| `{variant}` ") == [count_parameters(build_model("tiny", 2, variant=variant))], variant
+    psi, official, extra = typed("| parameters (tiny, x2) |")
+    assert psi == count_parameters(build_model("tiny", 2))
+    assert official == count_parameters(build_model("tiny", 2, variant="official"))
+    assert extra == official - psi
