@@ -46,9 +46,11 @@ ARMS: dict[str, list[str]] = {
     "lr5e-4": ["--lr", "5e-4", "--warmup", "50", "--grad-clip", "1.0"],
     "lr2e-3": ["--lr", "2e-3", "--warmup", "50", "--grad-clip", "1.0"],
     "noclip": ["--lr", "1e-3", "--warmup", "50"],
+    "patch48": BASE + ["--patch", "48"],  # the paper's LR patch side (not in the study of 2026-12-05)
 }
 CHANGES = {"base": "(the reference)", "ema": "--ema 0.999", "batch16": "--batch-size 16", "lr5e-4": "--lr 5e-4",
-           "lr2e-3": "--lr 2e-3", "noclip": "no --grad-clip"}
+           "lr2e-3": "--lr 2e-3", "noclip": "no --grad-clip", "patch48": "--patch 48"}
+EXTRA = ("noclip", "patch48")  # arms trained only when named in --only
 RUNS = REPO / "runs" / "recipe"
 DATA = "photos"  # --quick: "embedded" (the shared photos may be absent)
 STOPPED = "stopped.txt"  # an arm's error line (e.g. a diverged loss), written where it stopped
@@ -132,7 +134,7 @@ def _table(curves: dict, stopped_by: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", nargs="*", choices=list(ARMS), default=[a for a in ARMS if a != "noclip"],
+    ap.add_argument("--only", nargs="*", choices=list(ARMS), default=[a for a in ARMS if a not in EXTRA],
                     help="arms to train (none: only collect the runs kept in runs/recipe)")
     ap.add_argument("--minutes", type=float, default=10.0, help="training minutes per arm")
     ap.add_argument("--val-every", type=int, default=300)
