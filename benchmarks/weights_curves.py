@@ -8,11 +8,16 @@ gain over bicubic and how much the last 30 minutes of training added: the number
 more of the same training is worth it. Legs whose minutes were not recorded are counted in the
 table and left out of the minutes; a leg whose log was not kept leaves a gap in the figure.
 
+A run that was not shipped (a trial that did not beat the shipped file) is kept as a row too:
+``--add-trial NAME RUN`` stores its lineage and best validation in ``cisr_lib/weights/logs/trials.json``
+and its log and config beside the others, so the block can be measured again without the run folder.
+
 Usage (from the repository root; ``--docs`` fills the ``weights-curves`` block of docs/training.md
 and draws docs/figures/weights_curves.png)::
 
     python benchmarks/weights_curves.py --docs
     python benchmarks/weights_curves.py --render --docs     # the block again from the saved JSON
+    python benchmarks/weights_curves.py --add-trial small_x3 runs/weights_v5/small_x3 --docs
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ TAG = "weights-curves"
 DOC = REPO / "docs" / "training.md"
 FIGURE = REPO / "docs" / "figures" / "weights_curves.png"
 WEIGHTS = REPO / "cisr_lib" / "weights"
+TRIALS = WEIGHTS / "logs" / "trials.json"  # runs kept as rows without being shipped
 RECENT = 30.0  # minutes: "what did the last half hour of training add"
 
 
@@ -70,6 +76,27 @@ def curve(lineage: list[dict], logs: Path) -> dict:
             "missing_log": missing_log}
 
 
+def add_trial(name: str, run: Path, logs: Path) -> None:
+    """Keep an unshipped run as a row: its lineage (``ship.lineage``) and best validation into
+    ``logs/trials.json``, its log (gzipped) and config.json into ``logs``."""
+    from cisr_lib.ship import lineage
+    from cisr_lib.train import read_log
+
+    _, vals = read_log(run)
+    if not vals:
+        raise SystemExit(f"error: {run} has no validation in its log.jsonl")
+    best = max(vals, key=lambda v: v["val_psnr"])
+    cfg = json.loads((run / "config.json").read_text())
+    trials_path = logs / TRIALS.name
+    trials = json.loads(trials_path.read_text()) if trials_path.exists() else {}
+    trials[name] = {"model": cfg["model"]["name"], "scale": cfg["model"]["scale"],
+                    "gain": round(best["val_psnr"] - best["val_bicubic"], 4), "lineage": lineage(run, best["step"])}
+    with gzip.open(logs / f"{run.name}.log.jsonl.gz", "wt") as f:
+        f.write((run / "log.jsonl").read_text())
+    (logs / f"{run.name}.config.json").write_text((run / "config.json").read_text())
+    trials_path.write_text(json.dumps(dict(sorted(trials.items())), indent=1) + "\n")
+
+
 def measure(weights: Path, logs: Path) -> dict:
     from cisr_lib.checkpoint import load_checkpoint
 
@@ -82,6 +109,10 @@ def measure(weights: Path, logs: Path) -> dict:
         files[path.name] = {"model": cfg.get("name"), "scale": cfg.get("scale"),
                             "gain": round(meta["val"]["psnr"] - meta["val"]["bicubic"], 4),
                             **curve(meta["lineage"], logs)}
+    trials_path = logs / TRIALS.name
+    for name, t in (json.loads(trials_path.read_text()) if trials_path.exists() else {}).items():
+        files[f"{name} (trial, not shipped)"] = {"model": t["model"], "scale": t["scale"], "gain": t["gain"],
+                                                 **curve(t["lineage"], logs)}
     return {"date": time.strftime("%Y-%m-%d"), "recent_minutes": RECENT, "files": files}
 
 
@@ -96,8 +127,8 @@ def recent_gain(points: list, minutes: float) -> float | None:
 
 
 def render(res: dict) -> str:
-    rows = ["| file | legs (minutes not recorded) | training minutes recorded | validations plotted | "
-            f"gain of the file (dB) | added by the last {res['recent_minutes']:g} min (dB) |",
+    rows = ["| file or trial | legs (minutes not recorded) | training minutes recorded | validations plotted | "
+            f"best gain (dB) | added by the last {res['recent_minutes']:g} min (dB) |",
             "|---|---|---|---|---|---|"]
     for name, f in res["files"].items():
         recent = recent_gain(f["points"], res["recent_minutes"])
@@ -105,7 +136,7 @@ def render(res: dict) -> str:
                     f"{f['gain']:+.2f} | {'' if recent is None else f'{recent:+.3f}'} |")
     missing = sorted({r for f in res["files"].values() for r in f["missing_log"]})
     text = [f"`python benchmarks/weights_curves.py` on {res['date']}, from the lineages stored in the shipped files "
-            "and the logs in `cisr_lib/weights/logs/` (gain = mean PSNR-Y over bicubic on 192-pixel crops of "
+            "and the trials and logs in `cisr_lib/weights/logs/` (gain = mean PSNR-Y over bicubic on 192-pixel crops of "
             "photos 041-049, 10 configs, as the trainer validated it):", "", *rows]
     if missing:
         text += ["", f"Legs whose log was not kept (not plotted, their minutes counted): {', '.join(missing)}."]
@@ -139,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", default=str(WEIGHTS), help="folder of weights files with lineages")
     ap.add_argument("--logs", default=str(WEIGHTS / "logs"), help="folder of kept run logs (RUN.log.jsonl[.gz])")
     ap.add_argument("--render", action="store_true", help="only the docs block, from the saved --out JSON")
+    ap.add_argument("--add-trial", nargs=2, metavar=("NAME", "RUN"), help="first keep an unshipped run as a row")
     ap.add_argument("--docs", action="store_true")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "weights_curves.json"))
     ap.add_argument("--quick", action="store_true", help=QUICK_HELP)
@@ -148,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         figure_path = quick(args) / FIGURE.name
     if args.render:
         return publish(render(json.loads(Path(args.out).read_text())), DOC, TAG, args.docs)
+    if args.add_trial:
+        add_trial(args.add_trial[0], Path(args.add_trial[1]), Path(args.logs))
     res = measure(Path(args.weights), Path(args.logs))
     Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
     if args.docs or args.quick:
