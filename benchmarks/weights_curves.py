@@ -77,20 +77,21 @@ def curve(lineage: list[dict], logs: Path) -> dict:
 
 
 def add_trial(name: str, run: Path, logs: Path) -> None:
-    """Keep an unshipped run as a row: its lineage (``ship.lineage``) and best validation into
+    """Keep an unshipped run as a row: its lineage to its last step (``ship.lineage``) and best validation into
     ``logs/trials.json``, its log (gzipped) and config.json into ``logs``."""
     from cisr_lib.ship import lineage
     from cisr_lib.train import read_log
 
-    _, vals = read_log(run)
+    train_log, vals = read_log(run)
     if not vals:
         raise SystemExit(f"error: {run} has no validation in its log.jsonl")
     best = max(vals, key=lambda v: v["val_psnr"])
+    last = max(train_log[-1]["step"], vals[-1]["step"])  # the whole run: what the trial cost, not only its best
     cfg = json.loads((run / "config.json").read_text())
     trials_path = logs / TRIALS.name
     trials = json.loads(trials_path.read_text()) if trials_path.exists() else {}
     trials[name] = {"model": cfg["model"]["name"], "scale": cfg["model"]["scale"],
-                    "gain": round(best["val_psnr"] - best["val_bicubic"], 4), "lineage": lineage(run, best["step"])}
+                    "gain": round(best["val_psnr"] - best["val_bicubic"], 4), "lineage": lineage(run, last)}
     with gzip.open(logs / f"{run.name}.log.jsonl.gz", "wt") as f:
         f.write((run / "log.jsonl").read_text())
     (logs / f"{run.name}.config.json").write_text((run / "config.json").read_text())
@@ -123,7 +124,7 @@ def recent_gain(points: list, minutes: float) -> float | None:
     end = points[-1][0]
     before = [p[2] for p in points if p[0] <= end - minutes and p[2] is not None]
     after = [p[2] for p in points if p[0] > end - minutes and p[2] is not None]
-    return round(max(after) - max(before), 3) if before and after else None
+    return round(max(after) - max(before), 3) + 0.0 if before and after else None  # + 0.0: no "-0.000"
 
 
 def render(res: dict) -> str:
