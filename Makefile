@@ -82,6 +82,7 @@ book: $(STAMP)
 # tests/test_benchmark_blocks.py, test_ship.py and test_course.py fail when a block differs from this.
 docs: $(STAMP)
 	for b in recipe window_choice threads profile_step bicubic_embedded; do $(BIN)/python benchmarks/$$b.py --render --docs || exit 1; done
+	$(BIN)/python benchmarks/recipe.py --render --out benchmarks/recipe_patch.json --tag recipe-patch --docs > /dev/null
 	for b in train_speed peers engine_speed big_photo unfolding psi_inputs; do $(BIN)/python benchmarks/$$b.py --render --readme || exit 1; done
 	$(BIN)/python benchmarks/model_speed.py --flops-table --docs > /dev/null
 	$(BIN)/python benchmarks/model_speed.py --render --readme > /dev/null

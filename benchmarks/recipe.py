@@ -38,6 +38,7 @@ from pathlib import Path
 from blocks import QUICK_HELP, REPO, publish, quick  # benchmarks/blocks.py
 
 TAG = "recipe"
+PATCH_TAG = "recipe-patch"  # docs/training.md: the patch-size probe (benchmarks/recipe_patch.json)
 BASE = ["--lr", "1e-3", "--warmup", "50", "--grad-clip", "1.0"]
 ARMS: dict[str, list[str]] = {
     "base": BASE,
@@ -111,14 +112,15 @@ def _figure(curves: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def render(res: dict) -> str:
-    """The docs block of a saved result (benchmarks/recipe.json)."""
+def render(res: dict, figure: bool = True) -> str:
+    """The docs block of a saved result (benchmarks/recipe.json; ``figure``: the first study's figure below it)."""
+    only = f" --only {' '.join(res['curves'])}" if set(res["curves"]) & set(EXTRA) else ""
     return "\n".join([
-        f"`python benchmarks/recipe.py --minutes {res['minutes']:g}` on {res['date']}: micro x2 from `{res['init']}`, "
-        f"{res['minutes']:g} training minutes per arm on one thread of this {res['cores']}-core CPU, validation every "
-        f"{res['val_every']} steps (gain = mean PSNR-Y over bicubic on 192-pixel crops of photos 041-049, 10 configs):",
-        "", _table(res["curves"], res.get("stopped", {})), "",
-        "![validation gain against training minutes](figures/recipe.png)"])
+        f"`python benchmarks/recipe.py{only} --minutes {res['minutes']:g}` on {res['date']}: micro x2 from "
+        f"`{res['init']}`, {res['minutes']:g} training minutes per arm on one thread of this {res['cores']}-core CPU, "
+        f"validation every {res['val_every']} steps (gain = mean PSNR-Y over bicubic on 192-pixel crops of photos "
+        "041-049, 10 configs):", "", _table(res["curves"], res.get("stopped", {}))]
+        + (["", "![validation gain against training minutes](figures/recipe.png)"] if figure else []))
 
 
 def _table(curves: dict, stopped_by: dict) -> str:
@@ -141,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init", default=str(REPO / "cisr_lib" / "weights" / "micro_x2.pt"))
     ap.add_argument("--render", action="store_true", help="only the docs block, from the saved --out JSON")
     ap.add_argument("--docs", action="store_true")
+    ap.add_argument("--tag", default=TAG, choices=[TAG, PATCH_TAG],
+                    help="the docs block to fill (the figure is drawn for the first study's block only)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "recipe.json"))
     ap.add_argument("--quick", action="store_true", help=QUICK_HELP)
     args = ap.parse_args(argv)
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.render:  # from the saved JSON: the docs block is always what its JSON renders
         res = json.loads(Path(args.out).read_text())
-        return publish(render(res), DOC, TAG, args.docs)
+        return publish(render(res, figure=args.tag == TAG), DOC, args.tag, args.docs)
     for arm in args.only:
         _train(arm, args.minutes, args.init, args.val_every)
     curves = _curves(list(ARMS))
@@ -163,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
            "arms": {a: ARMS[a] for a in curves}, "curves": curves,
            "stopped": {a: _stopped(a) for a in ARMS if _stopped(a)}}
     Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
-    if args.docs:
+    if args.docs and args.tag == TAG:
         _figure(curves, FIGURE)
-    return publish(render(res), DOC, TAG, args.docs)
+    return publish(render(res, figure=args.tag == TAG), DOC, args.tag, args.docs)
 
 
 if __name__ == "__main__":
