@@ -82,12 +82,12 @@ book: $(STAMP)
 # tests/test_benchmark_blocks.py, test_ship.py and test_course.py fail when a block differs from this.
 docs: $(STAMP)
 	for b in recipe window_choice threads profile_step bicubic_embedded; do $(BIN)/python benchmarks/$$b.py --render --docs || exit 1; done
-	$(BIN)/python benchmarks/recipe.py --render --out benchmarks/recipe_patch.json --tag recipe-patch --docs > /dev/null
+	$(BIN)/python benchmarks/recipe.py --render --tag recipe-patch --docs > /dev/null
 	for b in train_speed peers engine_speed big_photo unfolding psi_inputs; do $(BIN)/python benchmarks/$$b.py --render --readme || exit 1; done
 	$(BIN)/python benchmarks/model_speed.py --flops-table --docs > /dev/null
 	$(BIN)/python benchmarks/model_speed.py --render --readme > /dev/null
 	$(BIN)/python -m cisr_lib.ship --table --readme
-	$(BIN)/python benchmarks/weights_curves.py --docs > /dev/null
+	$(BIN)/python benchmarks/weights_curves.py --render --docs > /dev/null
 	$(BIN)/python -m cisr_lib.course --readme
 	$(BIN)/python -c "from pathlib import Path; from cisr_lib import ablations as a; \
 		a.fill_readme(a.load_results(a.EXPORT_DIR / 'results.json'), Path('README.md'))"
@@ -110,11 +110,15 @@ weights: $(STAMP)
 	for s in 2 3 4; do $(BIN)/python -m cisr_lib.ship $(WEIGHTS_RUNS)/micro_x$$s micro_x$$s --overwrite \
 		--command "make weights WEIGHTS_MINUTES=$(WEIGHTS_MINUTES)" || exit 1; done
 
-# The shipped small weights' procedure (docs/training.md, "Growing micro into small"): each micro run of
+# The small weights' procedure (docs/training.md, "Growing micro into small"): each micro run of
 # `make weights` grown to 64 features by cisr_lib.widen (its outputs unchanged), then trained for
 # SMALL_MINUTES with a cosine over SMALL_STEPS_<scale> steps, about the steps the first small leg at that
-# scale managed in that time on one thread beside another run (their cards), so that the learning rate
-# decays within the leg; the moving average of the weights (--ema) is what is validated and shipped.
+# scale managed in that time on one thread beside another run (small_x2's card; the x3 / x4 trials in
+# cisr_lib/weights/logs/trials.json), so that the learning rate decays within the leg; the moving average
+# of the weights (--ema) is what is validated and shipped. The shipped small_x2.pt's own leg ran 92 minutes
+# without the average (its card). SMALL_SCALES: x3 and x4 were trials that gained nothing over micro, so
+# only x2 by default.
+SMALL_SCALES  ?= 2
 SMALL_MINUTES ?= 100
 SMALL_STEPS_2 ?= 4300
 SMALL_STEPS_3 ?= 3500
@@ -125,14 +129,15 @@ SMALL_TRAIN    = $(BIN)/cisr train --model small --preset cpu --data photos --se
                  --minutes $(SMALL_MINUTES) --quiet
 
 weights-small: $(STAMP)
-	for s in 2 3 4; do \
+	for s in $(SMALL_SCALES); do \
 		test -f $(WEIGHTS_RUNS)/small_x$$s.init.pt || $(BIN)/python -m cisr_lib.widen \
 			$(WEIGHTS_RUNS)/micro_x$$s/best.pt $(WEIGHTS_RUNS)/small_x$$s.init.pt --model small || exit 1; \
 		steps=$(SMALL_STEPS_2); test $$s = 3 && steps=$(SMALL_STEPS_3); test $$s = 4 && steps=$(SMALL_STEPS_4); \
 		$(SMALL_TRAIN) --scale $$s --steps $$steps --out $(WEIGHTS_RUNS)/small_x$$s \
 			--init $(WEIGHTS_RUNS)/small_x$$s.init.pt || exit 1; \
 		$(BIN)/python -m cisr_lib.ship $(WEIGHTS_RUNS)/small_x$$s small_x$$s --overwrite \
-			--command "make weights-small SMALL_MINUTES=$(SMALL_MINUTES) SMALL_EMA=$(SMALL_EMA)" || exit 1; done
+			--command "make weights-small SMALL_SCALES=$$s SMALL_MINUTES=$(SMALL_MINUTES) SMALL_STEPS_$$s=$$steps SMALL_EMA=$(SMALL_EMA)" \
+			|| exit 1; done
 
 # The ablation / baseline study read by notebooks 10 and 11 (cisr_lib/ablations.py): x2, JPEG q10,
 # micro; bicubic / plain / cascade / parallel / PSI with seeds 0-2 and every Table III variant with

@@ -10,7 +10,11 @@ at 1, batch 8 of 32x32 LR patches, cosine schedule over the preset's 20,000 step
 * ``ema``: validate and keep an exponential moving average of the weights (decay 0.999);
 * ``batch16``: batch 16 (half as many steps in the same time);
 * ``lr5e-4`` / ``lr2e-3``: half / twice the learning rate;
-* ``noclip``: no gradient clipping.
+* ``noclip``: no gradient clipping;
+* ``patch48``: the paper's 48x48 LR patches (fewer steps in the same time).
+
+``noclip`` and ``patch48`` train only when named in ``--only``. The patch probe has its own block
+(``--tag recipe-patch``), JSON (``benchmarks/recipe_patch.json``) and run folders (``runs/recipe_patch``).
 
 Usage (from the repository root; ``--docs`` fills the ``recipe`` block of docs/training.md and
 draws docs/figures/recipe.png from the logs)::
@@ -19,6 +23,7 @@ draws docs/figures/recipe.png from the logs)::
     python benchmarks/recipe.py --only base ema --minutes 10
     python benchmarks/recipe.py --only --docs                 # collect the runs kept: JSON, table, figure
     python benchmarks/recipe.py --render --docs               # the table again from benchmarks/recipe.json
+    python benchmarks/recipe.py --only base patch48 --minutes 8 --tag recipe-patch --docs
 
 Runs are kept in ``runs/recipe/ARM`` and resumed when re-run with the same settings; the committed
 ``benchmarks/recipe.json`` holds every curve, and ``tests/test_benchmark_blocks.py`` checks that the
@@ -114,7 +119,7 @@ def _figure(curves: dict, path: Path) -> None:
 
 def render(res: dict, figure: bool = True) -> str:
     """The docs block of a saved result (benchmarks/recipe.json; ``figure``: the first study's figure below it)."""
-    only = f" --only {' '.join(res['curves'])}" if set(res["curves"]) & set(EXTRA) else ""
+    only = f" --only {' '.join(res['curves'])} --tag {PATCH_TAG}" if set(res["curves"]) & set(EXTRA) else ""
     return "\n".join([
         f"`python benchmarks/recipe.py{only} --minutes {res['minutes']:g}` on {res['date']}: micro x2 from "
         f"`{res['init']}`, {res['minutes']:g} training minutes per arm on one thread of this {res['cores']}-core CPU, "
@@ -145,11 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", action="store_true")
     ap.add_argument("--tag", default=TAG, choices=[TAG, PATCH_TAG],
                     help="the docs block to fill (the figure is drawn for the first study's block only)")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "recipe.json"))
+    ap.add_argument("--out", help="the saved JSON (default: benchmarks/recipe.json, or recipe_patch.json with "
+                    f"--tag {PATCH_TAG})")
     ap.add_argument("--quick", action="store_true", help=QUICK_HELP)
     args = ap.parse_args(argv)
+    global RUNS, DATA
+    patch = args.tag == PATCH_TAG  # the patch probe: its own JSON and run folders, apart from the first study's
+    args.out = args.out or str(REPO / "benchmarks" / ("recipe_patch.json" if patch else "recipe.json"))
+    RUNS = REPO / "runs" / ("recipe_patch" if patch else "recipe")
     if args.quick:
-        global RUNS, DATA
         RUNS, DATA = quick(args, only=["base"], minutes=0.05, val_every=5) / "recipe", "embedded"
 
     if args.render:  # from the saved JSON: the docs block is always what its JSON renders

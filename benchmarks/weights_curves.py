@@ -82,6 +82,13 @@ def add_trial(name: str, run: Path, logs: Path) -> None:
     from cisr_lib.ship import lineage
     from cisr_lib.train import read_log
 
+    if (logs.parent / f"{name}.pt").exists():
+        raise SystemExit(f"error: {name}.pt is shipped; a trial is a run that was not (its curve is already drawn)")
+    log_gz = logs / f"{run.name}.log.jsonl.gz"
+    if log_gz.exists():
+        with gzip.open(log_gz, "rt") as f:
+            if f.read() != (run / "log.jsonl").read_text():
+                raise SystemExit(f"error: {log_gz} holds another run's log; rename the run folder {run} first")
     train_log, vals = read_log(run)
     if not vals:
         raise SystemExit(f"error: {run} has no validation in its log.jsonl")
@@ -92,7 +99,7 @@ def add_trial(name: str, run: Path, logs: Path) -> None:
     trials = json.loads(trials_path.read_text()) if trials_path.exists() else {}
     trials[name] = {"model": cfg["model"]["name"], "scale": cfg["model"]["scale"],
                     "gain": round(best["val_psnr"] - best["val_bicubic"], 4), "lineage": lineage(run, last)}
-    with gzip.open(logs / f"{run.name}.log.jsonl.gz", "wt") as f:
+    with gzip.open(log_gz, "wt") as f:
         f.write((run / "log.jsonl").read_text())
     (logs / f"{run.name}.config.json").write_text((run / "config.json").read_text())
     trials_path.write_text(json.dumps(dict(sorted(trials.items())), indent=1) + "\n")
@@ -112,6 +119,8 @@ def measure(weights: Path, logs: Path) -> dict:
                             **curve(meta["lineage"], logs)}
     trials_path = logs / TRIALS.name
     for name, t in (json.loads(trials_path.read_text()) if trials_path.exists() else {}).items():
+        if f"{name}.pt" in files:  # shipped since: drawn as the file
+            continue
         files[f"{name} (trial, not shipped)"] = {"model": t["model"], "scale": t["scale"], "gain": t["gain"],
                                                  **curve(t["lineage"], logs)}
     return {"date": time.strftime("%Y-%m-%d"), "recent_minutes": RECENT, "files": files}

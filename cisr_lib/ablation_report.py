@@ -37,8 +37,7 @@ def report(res: dict[str, Any]) -> str:
         lines += [f"| {r['label']} | {r['paper']:.2f} | {r['psnr']:.3f} | {r['minus_ours']:+.3f} |" for r in sm["table_iii"]]
     noise = table_iii_noise(res)
     if noise is not None:
-        spans = ", ".join(f"{v} {f['max'] - f['min']:.3f}" for v, f in sm["frameworks"].items()
-                          if v != "bicubic" and f["n"] > 1)
+        spans = ", ".join(f"{v} {r:.3f}" for v, r in seed_ranges(res).items())
         lines += ["", f"Seed ranges (max - min over seeds, dB): {spans}. A single-seed Table III difference "
                   f"within the largest, {noise:.3f} dB, is not resolved by this budget."]
     return "\n".join(lines) + "\n"
@@ -53,9 +52,10 @@ def differences(res: dict[str, Any]) -> list[tuple[str, float, float | None, str
     seed 0 by more than :func:`table_iii_noise`. Without two seeds the verdict is "seed spread unknown".
     """
     fw, t3 = res["summary"]["frameworks"], res["summary"]["table_iii"]
+    ranges = seed_ranges(res)
 
     def spread(v):
-        return 0.0 if v == "bicubic" else (fw[v]["max"] - fw[v]["min"] if fw[v]["n"] > 1 else None)
+        return 0.0 if v == "bicubic" else ranges.get(v)
 
     def verdict(d, noise):
         return "seed spread unknown" if noise is None else ("resolved" if abs(d) > noise else "NOT resolved")
@@ -74,16 +74,20 @@ def differences(res: dict[str, Any]) -> list[tuple[str, float, float | None, str
     return out
 
 
+def seed_ranges(res: dict[str, Any]) -> dict[str, float]:
+    """max - min over seeds of every trained framework with at least two seeds, in FRAMEWORKS order."""
+    fw = res["summary"]["frameworks"]
+    return {v: fw[v]["max"] - fw[v]["min"] for v in FRAMEWORKS if v in fw and fw[v]["n"] > 1}
+
+
 def table_iii_noise(res: dict[str, Any]) -> float | None:
     """The yardstick of a one-seed Table III row: the largest seed range (max - min) of any trained framework.
 
-    A variant's own seed range is not measured (one seed), and three seeds estimate a range poorly: at the
-    shipped budget the four trained frameworks span 0.007-0.083 dB. Taking PSI's alone would make the
-    luckiest draw the noise; the largest is the conservative reading. None without a framework of two seeds.
+    A variant's own seed range is not measured (one seed), and three seeds estimate a range poorly (the
+    frameworks' ranges differ several-fold at one budget). Taking PSI's alone would make the luckiest draw
+    the noise; the largest is the conservative reading. None without a framework of two seeds.
     """
-    fw = res["summary"]["frameworks"]
-    ranges = [f["max"] - f["min"] for v, f in fw.items() if v != "bicubic" and f["n"] > 1]
-    return max(ranges) if ranges else None
+    return max(seed_ranges(res).values(), default=None)
 
 
 def compare_budgets(old: dict[str, Any], new: dict[str, Any]) -> str:

@@ -161,11 +161,14 @@ def test_differences_follow_the_stated_rule():
                    # one seed: against the largest range of any framework (cascade's), not PSI's 0.04
                    "w/o x - PSI s0": (-0.05, 0.07, "NOT resolved"), "w/o y - PSI s0": (-0.08, 0.07, "resolved")}
     assert ab.table_iii_noise(res) == pytest.approx(0.07)
-    assert "Seed ranges (max - min over seeds, dB): psi 0.040, cascade 0.070, plain 0.020. A single-seed Table " \
+    assert "Seed ranges (max - min over seeds, dB): plain 0.020, cascade 0.070, psi 0.040. A single-seed Table " \
            "III difference within the largest, 0.070 dB, is not resolved" in ab.report(
         {**res, "records": [{"name": "bicubic"}], "budget": {"model": "micro", "scale": 2, "configs": [["jpeg", 10]], "steps": 10, "batch_size": 8,
                            "lr_patch": 24, "lr": 4e-4, "schedule": "cosine", "data": "d", "eval_data": "e",
                            "eval_side": 128}, "device": "cpu", "hardware": "h", "torch": "t"})
+    # PSI with one seed beside a framework with three: the Table III yardstick is that framework's range
+    psi_one = _res({"bicubic": [27.0], "psi": [27.3], "plain": [27.10, 27.15, 27.12]}, t3=[("w/o x", -0.06)])
+    assert ab.differences(psi_one)[-1][2:] == (pytest.approx(0.05), "resolved")
     one_seed = ab.differences(_res({"bicubic": [27.0], "psi": [27.3]}, t3=[("w/o x", -0.05)]))
     assert {v for *_, v in one_seed} == {"seed spread unknown"}
     assert ab.differences(_res({"bicubic": [27.0], "psi": [27.3]}, t3=[("w/o x", -0.05)], psi_s0=False))[1:] == []

@@ -64,7 +64,7 @@ def test_recipe_patch_block_is_what_its_json_renders():
     module = _script("recipe")
     doc = ROOT / "docs" / "training.md"
     assert _block(doc, module.PATCH_TAG) == module.render(_saved("recipe_patch"), figure=False), \
-        "run: python benchmarks/recipe.py --render --out benchmarks/recipe_patch.json --tag recipe-patch --docs"
+        "run: python benchmarks/recipe.py --render --tag recipe-patch --docs"
 
 
 def test_ablations_block_is_what_the_exported_study_renders():
