@@ -35,7 +35,7 @@ TAG = "weights-curves"
 DOC = REPO / "docs" / "training.md"
 FIGURE = REPO / "docs" / "figures" / "weights_curves.png"
 WEIGHTS = REPO / "cisr_lib" / "weights"
-TRIALS = WEIGHTS / "logs" / "trials.json"  # runs kept as rows without being shipped
+TRIALS = "trials.json"  # in the logs folder: runs kept as rows without being shipped
 RECENT = 30.0  # minutes: "what did the last half hour of training add"
 
 
@@ -84,10 +84,10 @@ def add_trial(name: str, run: Path, logs: Path) -> None:
 
     if (logs.parent / f"{name}.pt").exists():
         raise SystemExit(f"error: {name}.pt is shipped; a trial is a run that was not (its curve is already drawn)")
-    log_gz = logs / f"{run.name}.log.jsonl.gz"
+    log_gz, log_text = logs / f"{run.name}.log.jsonl.gz", (run / "log.jsonl").read_text()
     if log_gz.exists():
         with gzip.open(log_gz, "rt") as f:
-            if f.read() != (run / "log.jsonl").read_text():
+            if f.read() != log_text:
                 raise SystemExit(f"error: {log_gz} holds another run's log; rename the run folder {run} first")
     train_log, vals = read_log(run)
     if not vals:
@@ -95,12 +95,12 @@ def add_trial(name: str, run: Path, logs: Path) -> None:
     best = max(vals, key=lambda v: v["val_psnr"])
     last = max(train_log[-1]["step"], vals[-1]["step"])  # the whole run: what the trial cost, not only its best
     cfg = json.loads((run / "config.json").read_text())
-    trials_path = logs / TRIALS.name
+    trials_path = logs / TRIALS
     trials = json.loads(trials_path.read_text()) if trials_path.exists() else {}
     trials[name] = {"model": cfg["model"]["name"], "scale": cfg["model"]["scale"],
                     "gain": round(best["val_psnr"] - best["val_bicubic"], 4), "lineage": lineage(run, last)}
     with gzip.open(log_gz, "wt") as f:
-        f.write((run / "log.jsonl").read_text())
+        f.write(log_text)
     (logs / f"{run.name}.config.json").write_text((run / "config.json").read_text())
     trials_path.write_text(json.dumps(dict(sorted(trials.items())), indent=1) + "\n")
 
@@ -117,7 +117,7 @@ def measure(weights: Path, logs: Path) -> dict:
         files[path.name] = {"model": cfg.get("name"), "scale": cfg.get("scale"),
                             "gain": round(meta["val"]["psnr"] - meta["val"]["bicubic"], 4),
                             **curve(meta["lineage"], logs)}
-    trials_path = logs / TRIALS.name
+    trials_path = logs / TRIALS
     for name, t in (json.loads(trials_path.read_text()) if trials_path.exists() else {}).items():
         if f"{name}.pt" in files:  # shipped since: drawn as the file
             continue
