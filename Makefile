@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 GPU    ?= 0
 
-.PHONY: test reproduce book docs weights weights-small ablations install chromium clean-venv
+.PHONY: test reproduce book docs weights weights-small ablations ablations-longer install chromium clean-venv
 
 install: $(STAMP) chromium
 
@@ -81,7 +81,8 @@ book: $(STAMP)
 # about 15 seconds.
 # tests/test_benchmark_blocks.py, test_ship.py and test_course.py fail when a block differs from this.
 docs: $(STAMP)
-	for b in recipe window_choice threads profile_step bicubic_embedded; do $(BIN)/python benchmarks/$$b.py --render --docs || exit 1; done
+	$(BIN)/python benchmarks/bicubic_embedded.py --render --readme > /dev/null
+	for b in recipe window_choice threads profile_step bicubic_embedded detector; do $(BIN)/python benchmarks/$$b.py --render --docs || exit 1; done
 	$(BIN)/python benchmarks/recipe.py --render --tag recipe-patch --docs > /dev/null
 	for b in train_speed peers engine_speed big_photo unfolding psi_inputs; do $(BIN)/python benchmarks/$$b.py --render --readme || exit 1; done
 	$(BIN)/python benchmarks/model_speed.py --flops-table --docs > /dev/null
@@ -152,6 +153,18 @@ ABL_RESUME ?=
 ablations: $(STAMP)
 	$(BIN)/python -m cisr_lib.ablations --out $(ABL_RUNS) --steps $(ABL_STEPS) --export \
 		$(if $(ABL_RESUME),--resume-from $(ABL_RESUME),)
+
+# The five frameworks alone (seeds 0-2, no Table III rows) at four times the shipped study's steps, every
+# other setting the same: the README's "ablations-longer" block sets it beside the shipped study. It takes
+# several hours of one thread on the 2-core CPU (a PSI run takes about three of a cascade run), too long for
+# one sitting: it continues from its export (results only, cisr_lib/weights/ablations_4800/), which
+# each call refreshes with the runs finished so far; `make docs` then re-renders the block.
+LONG_DIR ?= cisr_lib/weights/ablations_4800
+LONG_RUNS ?= runs/ablations_4800
+
+ablations-longer: $(STAMP)
+	$(BIN)/python -m cisr_lib.ablations --out $(LONG_RUNS) --steps 4800 --group frameworks --export \
+		--export-dir $(LONG_DIR) --results-only $(if $(wildcard $(LONG_DIR)/results.json),--resume-from $(LONG_DIR),)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -39,6 +39,20 @@ def render(res: dict) -> str:
         "### SSIM-Y per configuration (mean over the images)", "", table_ii(res["result"], "ssim").rstrip("\n")])
 
 
+README_TAG = "bicubic-embedded-summary"
+
+
+def summary(res: dict) -> str:
+    """The README's line: the per-scale means of the saved result."""
+    r = res["result"]
+    n_img = next(iter(r["per_scale"].values()))["n"] // len(r["configs"])  # n: images x configs
+    means = ", ".join(f"{s['psnr']:.2f} dB / {s['ssim']:.4f} at x{k}" for k, s in r["per_scale"].items())
+    return (f"Bicubic on the embedded photos ({n_img} whole images x {len(r['configs'])} configs, PSNR-Y / SSIM-Y, "
+            f"crop = scale; "
+            f"`python benchmarks/bicubic_embedded.py`, {res['date']}): {means}; per configuration in "
+            "[docs/bicubic_embedded.md](docs/bicubic_embedded.md).")
+
+
 def measure(small: bool = False) -> dict:
     """The bicubic means (``small``: one photo, x2, JPEG q10 only)."""
     from cisr_lib.data import embedded_images
@@ -57,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--render", action="store_true", help="only re-render from the saved JSON")
     ap.add_argument("--docs", action="store_true", help="fill the block of docs/bicubic_embedded.md")
+    ap.add_argument("--readme", action="store_true", help="fill the README's line of per-scale means")
     ap.add_argument("--out", default=str(SAVED), help="where the result is saved")
     ap.add_argument("--quick", action="store_true", help=QUICK_HELP)
     args = ap.parse_args(argv)
@@ -66,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         from cisr_lib.files import atomic_write
 
         atomic_write(args.out, json.dumps(measure(small=args.quick), indent=1) + "\n")
-    return publish(render(json.loads(Path(args.out).read_text())), REPO / "docs" / "bicubic_embedded.md", TAG, args.docs)
+    res = json.loads(Path(args.out).read_text())
+    rc = publish(render(res), REPO / "docs" / "bicubic_embedded.md", TAG, args.docs)
+    return rc or publish(summary(res), REPO / "README.md", README_TAG, args.readme)
 
 
 if __name__ == "__main__":

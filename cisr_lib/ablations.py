@@ -165,11 +165,15 @@ def summary(records: list[dict]) -> dict[str, Any]:
     return {"frameworks": fw, "table_iii": t3, "psi_seed_range": noise}
 
 
-def study(budget: Budget, out: Path, only: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train and evaluate every run (or those named in ``only``); write ``out/results.json``."""
+def study(budget: Budget, out: Path, only: list[str] | None = None, progress: bool = True,
+          group: str | None = None) -> dict[str, Any]:
+    """Train and evaluate every run (or those named in ``only``, or those of one ``group``:
+    "frameworks" or "table_iii"); write ``out/results.json``."""
     from tqdm.auto import tqdm
 
-    specs = [s for s in runs() if not only or s["name"] in only]
+    if group not in (None, "frameworks", "table_iii"):
+        raise ValueError(f"group must be frameworks or table_iii, got {group!r}")
+    specs = [s for s in runs() if (not only or s["name"] in only) and (group is None or s["group"] == group)]
     unknown = set(only or ()) - {s["name"] for s in runs()}
     if unknown:
         raise ValueError(f"unknown run(s) {sorted(unknown)}; see cisr_lib.ablations.runs()")
@@ -191,12 +195,13 @@ def study(budget: Budget, out: Path, only: list[str] | None = None, progress: bo
     return result
 
 
-def export(out: Path, dest: Path = EXPORT_DIR) -> list[Path]:
-    """Copy results.json and the seed-0 weights of ``out`` to ``dest`` (what the notebooks read)."""
+def export(out: Path, dest: Path = EXPORT_DIR, weights: bool = True) -> list[Path]:
+    """Copy results.json and (unless ``weights`` is False) the seed-0 weights of ``out`` to ``dest``
+    (what the notebooks read)."""
     dest.mkdir(parents=True, exist_ok=True)
     written = [dest / "results.json"]
     shutil.copyfile(out / "results.json", written[0])
-    for spec in runs():
+    for spec in runs() if weights else ():
         src = out / spec["name"] / "weights.pt"
         if spec["seed"] == 0 and src.exists():
             name = spec["name"].removesuffix("_s0")
@@ -256,14 +261,21 @@ def weights_path(name: str, dest: Path = EXPORT_DIR) -> Path:
 TAG = "ablations"  # README.md's block: <!-- ablations:start --> ... <!-- ablations:end -->
 BUDGETS_TAG = "ablations-budgets"  # README.md: the earlier study beside the shipped one
 EARLIER = WEIGHTS_DIR / "ablations_300" / "results.json"  # the study before this one (results only)
+LONGER_TAG = "ablations-longer"  # README.md: the shipped study beside the frameworks at 4x its steps
+LONGER_STEPS = 4 * Budget.steps  # `make ablations-longer`: the five frameworks only
+LONGER = WEIGHTS_DIR / f"ablations_{LONGER_STEPS}" / "results.json"  # its export (results only)
 
 
-def fill_readme(res: dict[str, Any], readme: Path, earlier: Path | None = EARLIER) -> None:
-    """Replace the ablation block of ``readme`` with :func:`report`, and, when ``earlier`` (a results.json
-    of another budget) exists, the budgets block with :func:`compare_budgets` (atomically)."""
+def fill_readme(res: dict[str, Any], readme: Path, earlier: Path | None = EARLIER,
+                longer: Path | None = LONGER) -> None:
+    """Replace the ablation block of ``readme`` with :func:`report`, and, when ``earlier`` / ``longer`` (the
+    results.json of a smaller / larger budget) exist, the budgets blocks with :func:`compare_budgets`
+    (atomically)."""
     fill_block(readme, TAG, report(res).rstrip("\n"))
     if earlier is not None and Path(earlier).is_file():
         fill_block(readme, BUDGETS_TAG, compare_budgets(load_results(earlier), res).rstrip("\n"))
+    if longer is not None and Path(longer).is_file():
+        fill_block(readme, LONGER_TAG, compare_budgets(res, load_results(longer)).rstrip("\n"))
 
 
 @command("python -m cisr_lib.ablations")
@@ -279,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=b.threads)
     ap.add_argument("--device", default=b.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, ...")
     ap.add_argument("--only", nargs="*", help="run names (default: all)")
+    ap.add_argument("--group", choices=("frameworks", "table_iii"), help="only the runs of this group")
     ap.add_argument("--export", action="store_true", help="copy results and seed-0 weights to --export-dir")
+    ap.add_argument("--results-only", action="store_true", help="--export copies results.json, not the weights")
     ap.add_argument("--export-dir", default=str(EXPORT_DIR), help="where --export copies to (default: %(default)s, "
                     "the study the notebooks read)")
     ap.add_argument("--resume-from", help="an exported study of the same budget: its runs count as finished")
@@ -293,9 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume_from:
         taken = resume_from(Path(args.resume_from), budget, Path(args.out))
         print(f"{len(taken)} run(s) taken over from {args.resume_from}")
-    res = study(budget, Path(args.out), args.only, progress=not args.quiet)
+    res = study(budget, Path(args.out), args.only, progress=not args.quiet, group=args.group)
     if args.export:
-        export(Path(args.out), Path(args.export_dir))
+        export(Path(args.out), Path(args.export_dir), weights=not args.results_only)
     if args.readme:
         fill_readme(res, Path(args.readme))
     for v, s in res["summary"]["frameworks"].items():

@@ -104,17 +104,40 @@ def test_report_tables_and_readme_markers(study, tmp_path):
     readme = tmp_path / "README.md"
     start, end = f"<!-- {ab.TAG}:start -->", f"<!-- {ab.TAG}:end -->"
     readme.write_text(f"a\n{start}\nold\n{end}\nb\n")
-    ab.fill_readme(res, readme, earlier=None)
+    ab.fill_readme(res, readme, earlier=None, longer=None)
     text = readme.read_text()
     assert "old" not in text and md.rstrip("\n") in text and text.startswith("a\n") and text.endswith(f"{end}\nb\n")
     with pytest.raises(ValueError, match="block"):
-        ab.fill_readme(res, _plain(tmp_path), earlier=None)
+        ab.fill_readme(res, _plain(tmp_path), earlier=None, longer=None)
     (tmp_path / "earlier.json").write_text(json.dumps(res))  # another budget's study: the budgets block too
     with pytest.raises(ValueError, match="ablations-budgets"):
-        ab.fill_readme(res, readme, earlier=tmp_path / "earlier.json")
+        ab.fill_readme(res, readme, earlier=tmp_path / "earlier.json", longer=None)
     readme.write_text(readme.read_text() + f"<!-- {ab.BUDGETS_TAG}:start -->\n<!-- {ab.BUDGETS_TAG}:end -->\n")
-    ab.fill_readme(res, readme, earlier=tmp_path / "earlier.json")
+    ab.fill_readme(res, readme, earlier=tmp_path / "earlier.json", longer=None)
     assert ab.compare_budgets(res, res).rstrip("\n") in readme.read_text()
+    (tmp_path / "longer.json").write_text(json.dumps(res))  # and a larger budget's: the longer block
+    with pytest.raises(ValueError, match="ablations-longer"):
+        ab.fill_readme(res, readme, earlier=None, longer=tmp_path / "longer.json")
+    readme.write_text(readme.read_text() + f"<!-- {ab.LONGER_TAG}:start -->\n<!-- {ab.LONGER_TAG}:end -->\n")
+    ab.fill_readme(res, readme, earlier=None, longer=tmp_path / "longer.json")
+    assert readme.read_text().count(ab.compare_budgets(res, res).rstrip("\n")) == 2
+
+
+def test_a_group_runs_alone_and_exports_its_results_without_weights(study, monkeypatch, tmp_path):
+    import shutil
+
+    import cisr_lib.train as tr
+
+    out = tmp_path / "runs"  # a copy: the study's results.json is rewritten below, the fixture's is shared
+    shutil.copytree(study[0], out)
+    monkeypatch.setattr(tr, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    fw = ab.study(TINY, out, only=["psi_s0", "psi_s1", "no_rem_aux", "plain_s0"], group="frameworks", progress=False)
+    assert [r["name"] for r in fw["records"]] == ["bicubic", "plain_s0", "psi_s0", "psi_s1"]
+    assert fw["summary"]["table_iii"] == []
+    assert ab.export(out, tmp_path / "long", weights=False) == [tmp_path / "long" / "results.json"]
+    assert sorted(p.name for p in (tmp_path / "long").iterdir()) == ["results.json"]
+    with pytest.raises(ValueError, match="group must be"):
+        ab.study(TINY, out, group="nonsense", progress=False)
 
 
 def _plain(tmp_path):

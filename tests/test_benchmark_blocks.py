@@ -48,6 +48,7 @@ CASES = {
     "bicubic_embedded": (ROOT / "docs" / "bicubic_embedded.md", lambda m, r: m.render(r)),
     "weights_curves": (ROOT / "docs" / "training.md", lambda m, r: m.render(r)),
     "psi_inputs": (ROOT / "README.md", lambda m, r: m.render(r)),
+    "detector": (ROOT / "docs" / "model.md", lambda m, r: m.render(r)),
 }
 
 
@@ -58,6 +59,14 @@ def test_block_is_what_its_json_renders(name):
     doc, render = CASES[name]
     module = _script(name)
     assert _block(doc, module.TAG) == render(module, _saved(name)), f"run: python benchmarks/{name}.py --render"
+
+
+def test_readme_bicubic_summary_is_what_its_json_renders():
+    module = _script("bicubic_embedded")
+    line = _block(ROOT / "README.md", module.README_TAG)
+    assert line == module.summary(_saved("bicubic_embedded")), "run: make docs"
+    per_scale = _saved("bicubic_embedded")["result"]["per_scale"]
+    assert f"{per_scale['2']['psnr']:.2f} dB / {per_scale['2']['ssim']:.4f} at x2" in line
 
 
 def test_recipe_patch_block_is_what_its_json_renders():
@@ -78,6 +87,9 @@ def test_ablations_block_is_what_the_exported_study_renders():
     if ablations.EARLIER.exists():
         expected = ablations.compare_budgets(ablations.load_results(ablations.EARLIER), ablations.load_results(results))
         assert _block(ROOT / "README.md", ablations.BUDGETS_TAG) == expected.rstrip("\n"), "run: make docs"
+    if ablations.LONGER.exists():
+        expected = ablations.compare_budgets(ablations.load_results(results), ablations.load_results(ablations.LONGER))
+        assert _block(ROOT / "README.md", ablations.LONGER_TAG) == expected.rstrip("\n"), "run: make docs"
 
 
 def test_flops_block_is_what_the_models_count():
