@@ -11,10 +11,12 @@ at 1, batch 8 of 32x32 LR patches, cosine schedule over the preset's 20,000 step
 * ``batch16``: batch 16 (half as many steps in the same time);
 * ``lr5e-4`` / ``lr2e-3``: half / twice the learning rate;
 * ``noclip``: no gradient clipping;
-* ``patch48``: the paper's 48x48 LR patches (fewer steps in the same time).
+* ``patch48``: the paper's 48x48 LR patches (fewer steps in the same time);
+* ``charbonnier``: eq. (12) with a Charbonnier (smooth L1) norm instead of L1 (``--loss``).
 
-``noclip`` and ``patch48`` train only when named in ``--only``. The patch probe has its own block
-(``--tag recipe-patch``), JSON (``benchmarks/recipe_patch.json``) and run folders (``runs/recipe_patch``).
+``noclip``, ``patch48`` and ``charbonnier`` train only when named in ``--only``. A later probe has its
+own block, JSON and run folders, named after its tag: ``--tag recipe-patch`` (the patch probe:
+``benchmarks/recipe_patch.json``, ``runs/recipe_patch``) or ``--tag recipe-loss`` (the loss probe).
 
 Usage (from the repository root; ``--docs`` fills the ``recipe`` block of docs/training.md and
 draws docs/figures/recipe.png from the logs)::
@@ -24,6 +26,7 @@ draws docs/figures/recipe.png from the logs)::
     python benchmarks/recipe.py --only --docs                 # collect the runs kept: JSON, table, figure
     python benchmarks/recipe.py --render --docs               # the table again from benchmarks/recipe.json
     python benchmarks/recipe.py --only base patch48 --minutes 8 --tag recipe-patch --docs
+    python benchmarks/recipe.py --only base charbonnier --minutes 8 --tag recipe-loss --docs
 
 Runs are kept in ``runs/recipe/ARM`` and resumed when re-run with the same settings; the committed
 ``benchmarks/recipe.json`` holds every curve, and ``tests/test_benchmark_blocks.py`` checks that the
@@ -44,6 +47,8 @@ from blocks import QUICK_HELP, REPO, publish, quick  # benchmarks/blocks.py
 
 TAG = "recipe"
 PATCH_TAG = "recipe-patch"  # docs/training.md: the patch-size probe (benchmarks/recipe_patch.json)
+LOSS_TAG = "recipe-loss"  # docs/training.md: L1 against Charbonnier (benchmarks/recipe_loss.json)
+TAGS = (TAG, PATCH_TAG, LOSS_TAG)  # each later probe: its own JSON and runs folder, named after its tag
 BASE = ["--lr", "1e-3", "--warmup", "50", "--grad-clip", "1.0"]
 ARMS: dict[str, list[str]] = {
     "base": BASE,
@@ -53,10 +58,12 @@ ARMS: dict[str, list[str]] = {
     "lr2e-3": ["--lr", "2e-3", "--warmup", "50", "--grad-clip", "1.0"],
     "noclip": ["--lr", "1e-3", "--warmup", "50"],
     "patch48": BASE + ["--patch", "48"],  # the paper's LR patch side (not in the study of 2026-12-05)
+    "charbonnier": BASE + ["--loss", "charbonnier"],  # a smooth L1 in place of eq. (12)'s
 }
 CHANGES = {"base": "(the reference)", "ema": "--ema 0.999", "batch16": "--batch-size 16", "lr5e-4": "--lr 5e-4",
-           "lr2e-3": "--lr 2e-3", "noclip": "no --grad-clip", "patch48": "--patch 48"}
-EXTRA = ("noclip", "patch48")  # arms trained only when named in --only
+           "lr2e-3": "--lr 2e-3", "noclip": "no --grad-clip", "patch48": "--patch 48",
+           "charbonnier": "--loss charbonnier"}
+EXTRA = ("noclip", "patch48", "charbonnier")  # arms trained only when named in --only
 RUNS = REPO / "runs" / "recipe"
 DATA = "photos"  # --quick: "embedded" (the shared photos may be absent)
 STOPPED = "stopped.txt"  # an arm's error line (e.g. a diverged loss), written where it stopped
@@ -119,7 +126,8 @@ def _figure(curves: dict, path: Path) -> None:
 
 def render(res: dict, figure: bool = True) -> str:
     """The docs block of a saved result (benchmarks/recipe.json; ``figure``: the first study's figure below it)."""
-    only = f" --only {' '.join(res['curves'])} --tag {PATCH_TAG}" if set(res["curves"]) & set(EXTRA) else ""
+    tag = res.get("tag", PATCH_TAG if set(res["curves"]) & set(EXTRA) else TAG)  # saved since the loss probe
+    only = f" --only {' '.join(res['curves'])} --tag {tag}" if tag != TAG else ""
     return "\n".join([
         f"`python benchmarks/recipe.py{only} --minutes {res['minutes']:g}` on {res['date']}: micro x2 from "
         f"`{res['init']}`, {res['minutes']:g} training minutes per arm on one thread of this {res['cores']}-core CPU, "
@@ -148,16 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init", default=str(REPO / "cisr_lib" / "weights" / "micro_x2.pt"))
     ap.add_argument("--render", action="store_true", help="only the docs block, from the saved --out JSON")
     ap.add_argument("--docs", action="store_true")
-    ap.add_argument("--tag", default=TAG, choices=[TAG, PATCH_TAG],
+    ap.add_argument("--tag", default=TAG, choices=TAGS,
                     help="the docs block to fill (the figure is drawn for the first study's block only)")
-    ap.add_argument("--out", help="the saved JSON (default: benchmarks/recipe.json, or recipe_patch.json with "
-                    f"--tag {PATCH_TAG})")
+    ap.add_argument("--out", help="the saved JSON (default: benchmarks/recipe.json, or the tag's, e.g. "
+                    f"recipe_patch.json with --tag {PATCH_TAG})")
     ap.add_argument("--quick", action="store_true", help=QUICK_HELP)
     args = ap.parse_args(argv)
     global RUNS, DATA
-    patch = args.tag == PATCH_TAG  # the patch probe: its own JSON and run folders, apart from the first study's
-    args.out = args.out or str(REPO / "benchmarks" / ("recipe_patch.json" if patch else "recipe.json"))
-    RUNS = REPO / "runs" / ("recipe_patch" if patch else "recipe")
+    stem = args.tag.replace("-", "_")  # a later probe: its own JSON and run folders, apart from the first study's
+    args.out = args.out or str(REPO / "benchmarks" / f"{stem}.json")
+    RUNS = REPO / "runs" / stem
     if args.quick:
         RUNS, DATA = quick(args, only=["base"], minutes=0.05, val_every=5) / "recipe", "embedded"
 
@@ -171,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no recipe runs in runs/recipe with a validation", file=sys.stderr)
         return 2
     ran = {json.loads((RUNS / a / "config.json").read_text())["train"]["max_minutes"] for a in curves}
-    res = {"date": time.strftime("%Y-%m-%d"), "minutes": ran.pop() if len(ran) == 1 else args.minutes,
+    res = {"date": time.strftime("%Y-%m-%d"), "tag": args.tag, "minutes": ran.pop() if len(ran) == 1 else args.minutes,
            "init": Path(args.init).name, "cores": os.cpu_count(), "val_every": args.val_every,
            "arms": {a: ARMS[a] for a in curves}, "curves": curves,
            "stopped": {a: _stopped(a) for a in ARMS if _stopped(a)}}

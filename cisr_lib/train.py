@@ -44,7 +44,7 @@ from cisr_lib.degradations import PAPER_CONFIGS
 from cisr_lib.device import select_device  # noqa: F401  (part of this module's API before device.py)
 from cisr_lib.imageio import check_readable, check_writable
 from cisr_lib.models import build_model
-from cisr_lib.models.psi import unfolded_loss
+from cisr_lib.models.psi import LOSS_NORMS, unfolded_loss
 from cisr_lib.precision import PRECISIONS, autocast, describe, memory_format, resolve
 from cisr_lib.pretrained import load_matching
 from cisr_lib.runlog import append_log, jsonable, truncate_log
@@ -91,6 +91,7 @@ class TrainConfig:
             001-040 / 041-049) or a folder of training images (then ``val_data`` names one).
         configs: the (codec, quality) pairs mixed in training and validation.
         grad_clip: gradient norm clip (0 = off).
+        loss: the norm of eq. (12): "l1" (the paper's) or "charbonnier" (``unfolded_loss``).
         ema: decay of an exponential moving average of the weights (0 = off; e.g. 0.999
             averages over about the last 1,000 steps). When on, validation, ``best.pt`` and so the
             exported weights use the average, which is less noisy than the last step's weights.
@@ -131,6 +132,7 @@ class TrainConfig:
     val_data: str | None = None
     configs: tuple = PAPER_CONFIGS
     grad_clip: float = 0.0
+    loss: str = "l1"
     ema: float = 0.0
     device: str = "auto"
     precision: str | None = None
@@ -159,6 +161,8 @@ class TrainConfig:
             raise ValueError(f"unfolding must be 'end_to_end' or 'truncated', got {cfg.unfolding!r}")
         if cfg.schedule not in ("constant", "cosine", "step"):
             raise ValueError(f"schedule must be constant, cosine or step, got {cfg.schedule!r}")
+        if cfg.loss not in LOSS_NORMS:
+            raise ValueError(f"loss must be one of {', '.join(LOSS_NORMS)}, got {cfg.loss!r}")
         if not 0.0 <= cfg.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1) (0: off), got {cfg.ema}")
         if cfg.threads is not None and int(cfg.threads) < 1:
@@ -418,7 +422,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
         if cfg.unfolding == "end_to_end":
             with autocast(prec, device):
                 ys, xs = net(z)
-                loss = unfolded_loss([a.float() for a in ys], [a.float() for a in xs], y, x, rho, gamma)  # (12)
+                loss = unfolded_loss([a.float() for a in ys], [a.float() for a in xs], y, x, rho, gamma,
+                                     norm=cfg.loss)  # (12)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -430,7 +435,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = True, progres
             for j, r in enumerate(rho):  # one backward and one optimizer step per unfolding step
                 with autocast(prec, device):
                     ys, xs = net(z, steps=1, **({} if x_prev is None else {"x0": x_prev.detach()}))
-                    lj = unfolded_loss([a.float() for a in ys], [a.float() for a in xs], y, x, (r,), gamma)
+                    lj = unfolded_loss([a.float() for a in ys], [a.float() for a in xs], y, x, (r,), gamma,
+                                       norm=cfg.loss)
                 opt.zero_grad(set_to_none=True)
                 lj.backward()
                 if cfg.grad_clip:

@@ -1,5 +1,6 @@
 """Unfolded model (Sec. III-C), configurations, ablations, the official variant and eq. (12)."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -80,6 +81,28 @@ def test_loss_hand_computed():
     assert unfolded_loss([y1], [x], y, x, (1.0,)).item() == pytest.approx(0.1)
     with pytest.raises(ValueError):
         unfolded_loss(ys, xs, y, x, (1.0,))
+
+
+def test_charbonnier_norm_against_its_formula_and_near_l1():
+    g = torch.Generator().manual_seed(0)
+    y, x = torch.rand(2, 3, 5, 5, generator=g), torch.rand(2, 3, 10, 10, generator=g)
+    ys, xs = [torch.rand(2, 3, 5, 5, generator=g)], [torch.rand(2, 3, 10, 10, generator=g)]
+    eps = 1e-3
+
+    def charb(a, b):  # an independent evaluation in float64 numpy
+        d = (a - b).double().numpy()
+        return float(np.mean(np.sqrt(d * d + eps * eps) - eps))
+
+    want = 0.7 * (1.5 * charb(xs[0], x) + charb(ys[0], y))
+    got = unfolded_loss(ys, xs, y, x, (0.7,), gamma=1.5, norm="charbonnier").item()
+    assert got == pytest.approx(want, rel=1e-5)
+    l1 = unfolded_loss(ys, xs, y, x, (0.7,), gamma=1.5).item()
+    assert got < l1 and l1 - got < 2 * 0.7 * 2.5 * eps  # below L1, by at most eps per unit weight
+    d = torch.zeros(1, 3, 2, 2, requires_grad=True)  # differentiable at a zero residual (gradient 0, not NaN)
+    unfolded_loss([], [d], None, torch.zeros(1, 3, 2, 2), (1.0,), norm="charbonnier").backward()
+    assert torch.equal(d.grad, torch.zeros_like(d))
+    with pytest.raises(ValueError, match="norm must be"):
+        unfolded_loss(ys, xs, y, x, (0.7,), norm="l2")
 
 
 def test_config_values_from_the_paper():

@@ -153,6 +153,22 @@ def test_a_checkpoint_older_than_an_option_resumes_with_its_default():
     assert tr._differs(old, _cfg(init="w.pt").to_dict()) == ["init"]
 
 
+def test_the_loss_option_reaches_the_loss_and_is_checked(tmp_path, monkeypatch):
+    import cisr_lib.models.psi as psi
+
+    seen = []
+    real = psi.unfolded_loss
+    monkeypatch.setattr(tr, "unfolded_loss", lambda *a, **k: seen.append(k.get("norm")) or real(*a, **k))
+    tr.train(_cfg(max_steps=1, loss="charbonnier"), tmp_path / "c", progress=False)
+    assert seen == ["charbonnier"]
+    with pytest.raises(ValueError, match="loss must be"):
+        _cfg(loss="l2").resolved()
+    assert tr._differs(_cfg().to_dict(), _cfg(loss="charbonnier").to_dict()) == ["loss"]  # not changed on resume
+    old = _cfg().to_dict()
+    del old["loss"]  # a checkpoint older than the option: the paper's L1
+    assert tr._differs(old, _cfg().to_dict()) == []
+
+
 def test_init_from_another_scale_loads_every_tensor_of_matching_shape(tmp_path):
     from cisr_lib.models import build_model
     from cisr_lib.pretrained import load_matching
@@ -190,9 +206,10 @@ def test_cli_train_prints_a_summary(tmp_path, capsys):
 
     rc = main(["train", "--out", str(tmp_path / "cli"), "--preset", "ci", "--steps", "2", "--val-every", "2",
                "--set", "n_feats=8", "n_groups=1", "n_blocks=1", "steps=2", "--configs", "jpeg10",
-               "--threads", "1", "--quiet"])
+               "--threads", "1", "--quiet", "--loss", "charbonnier"])
     assert rc == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 2
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["train"]["loss"] == "charbonnier"
 
 
 @pytest.mark.slow

@@ -129,7 +129,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_steps=args.steps, max_minutes=args.minutes, val_every=args.val_every, patience=args.patience,
         val_crop=args.val_crop, unfolding=args.unfolding, data=args.data, val_data=args.val_data,
         configs=tuple(parse_config(c) for c in args.configs) if args.configs else PAPER_CONFIGS,
-        grad_clip=args.grad_clip, ema=args.ema, device=args.device, precision=args.precision, compile=args.compile,
+        grad_clip=args.grad_clip, loss=args.loss, ema=args.ema, device=args.device, precision=args.precision, compile=args.compile,
         num_workers=args.workers, threads=auto_threads() if args.threads is None else args.threads, seed=args.seed, ckpt_every=args.ckpt_every,
         init=args.init)
     res = train(cfg, args.out, resume=not args.no_resume, progress=not args.quiet,
@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-data", help="folder of validation images (with --data FOLDER)")
     p.add_argument("--configs", nargs="+", help="e.g. jpeg10 webp5 (default: the paper's 10)")
     p.add_argument("--grad-clip", type=float, default=0.0)
+    p.add_argument("--loss", default="l1", choices=("l1", "charbonnier"),
+                   help="norm of eq. (12): the paper's L1, or Charbonnier (a smooth L1)")
     p.add_argument("--ema", type=float, default=0.0,
                    help="decay of a moving average of the weights that is validated and saved (0: off; e.g. 0.999)")
     p.add_argument("--device", default="auto")

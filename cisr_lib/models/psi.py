@@ -100,11 +100,14 @@ def unfolded_loss(
     x: torch.Tensor,
     rho,
     gamma: float = 1.0,
+    norm: str = "l1",
 ) -> torch.Tensor:
     """Eq. (12): L = sum_j rho_j (||y_j - y||_1 + gamma ||x_j - x||_1).
 
     Each norm is the mean absolute error over all elements of the batch (L1 as in RCAN; the
     mean keeps the LR and HR terms on the same per-pixel scale, so gamma = 1 balances them).
+    ``norm="charbonnier"`` replaces |d| by sqrt(d^2 + eps^2) - eps with eps = 1e-3 (a smooth L1
+    that is differentiable at 0; not the paper's loss, an option of the recipe study).
 
     Args:
         ys: J ARM outputs (B, 3, H, W), or [] for models without an LR estimate (then only the
@@ -114,6 +117,7 @@ def unfolded_loss(
         x: (B, 3, sH, sW) HR target.
         rho: J step weights.
         gamma: weight of the HR terms.
+        norm: "l1" (the paper's) or "charbonnier".
 
     Returns:
         Scalar loss tensor.
@@ -125,13 +129,26 @@ def unfolded_loss(
         raise ValueError(f"{len(xs)} steps but {len(rho)} weights rho")
     if ys and len(ys) != len(xs):
         raise ValueError(f"{len(ys)} LR and {len(xs)} HR estimates")
+    if norm not in LOSS_NORMS:
+        raise ValueError(f"norm must be one of {', '.join(LOSS_NORMS)}, got {norm!r}")
+
+    def dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        d = a - b
+        if norm == "l1":
+            return d.abs().mean()
+        return (torch.sqrt(d * d + CHARBONNIER_EPS ** 2) - CHARBONNIER_EPS).mean()
+
     loss = x.new_zeros(())
     for j, r in enumerate(rho):
-        term = gamma * (xs[j] - x).abs().mean()  # ||R(.) - x||_1
+        term = gamma * dist(xs[j], x)  # ||R(.) - x||_1
         if ys:
-            term = term + (ys[j] - y).abs().mean()  # ||P(.) - y||_1
+            term = term + dist(ys[j], y)  # ||P(.) - y||_1
         loss = loss + r * term
     return loss
+
+
+LOSS_NORMS = ("l1", "charbonnier")  # eq. (12)'s norm: the paper's L1, or a smooth L1 (recipe study)
+CHARBONNIER_EPS = 1e-3  # in [0, 1] image units
 
 
 def _parse_ablation(ablation) -> set[str]:
