@@ -84,6 +84,7 @@ docs: $(STAMP)
 	$(BIN)/python benchmarks/bicubic_embedded.py --render --readme > /dev/null
 	for b in recipe window_choice threads profile_step bicubic_embedded detector; do $(BIN)/python benchmarks/$$b.py --render --docs || exit 1; done
 	$(BIN)/python benchmarks/recipe.py --render --tag recipe-patch --docs > /dev/null
+	if [ -f benchmarks/recipe_loss.json ]; then $(BIN)/python benchmarks/recipe.py --render --tag recipe-loss --docs > /dev/null; fi
 	for b in train_speed peers engine_speed big_photo unfolding psi_inputs; do $(BIN)/python benchmarks/$$b.py --render --readme || exit 1; done
 	$(BIN)/python benchmarks/model_speed.py --flops-table --docs > /dev/null
 	$(BIN)/python benchmarks/model_speed.py --render --readme > /dev/null

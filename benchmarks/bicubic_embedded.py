@@ -10,6 +10,7 @@ Usage (from the repository root)::
 
     python benchmarks/bicubic_embedded.py --docs          # measure (about half a minute on 2 cores), write the tables
     python benchmarks/bicubic_embedded.py --render --docs # only re-render from the saved JSON
+    python benchmarks/bicubic_embedded.py --render --readme # the README's line of per-scale means
 """
 
 from __future__ import annotations

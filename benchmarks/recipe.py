@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         _train(arm, args.minutes, args.init, args.val_every)
     curves = _curves(list(ARMS))
     if not curves:
-        print("no recipe runs in runs/recipe with a validation", file=sys.stderr)
+        print(f"no recipe runs in {RUNS} with a validation", file=sys.stderr)
         return 2
     ran = {json.loads((RUNS / a / "config.json").read_text())["train"]["max_minutes"] for a in curves}
     res = {"date": time.strftime("%Y-%m-%d"), "tag": args.tag, "minutes": ran.pop() if len(ran) == 1 else args.minutes,

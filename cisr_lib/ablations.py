@@ -16,8 +16,12 @@ ARM's artifact-reduction PSNR, and the summary (mean and spread over seeds). See
 ``results.json`` are copied to ``cisr_lib/weights/ablations/``, which notebooks 10 and 11 read.
 
 A finished run is not trained again: re-running the command resumes where it stopped. A study too long
-for one sitting can be exported with the runs it has (``--export --export-dir DIR``), committed, and
-continued on another machine with ``--resume-from DIR``.
+for one sitting can be exported with the runs it has (``--export --export-dir DIR``: refreshed after every
+finished run), committed, and continued on another machine with ``--resume-from DIR``.
+
+``--group frameworks`` trains the five frameworks alone; ``make ablations-longer`` uses it at
+:data:`LONGER_STEPS` (four times the shipped steps) and exports the results only (``--results-only``) to
+the folder of :data:`LONGER`, which the README's "ablations-longer" block sets beside the shipped study.
 
 Derived in notebooks/11_ablations.ipynb
 """
@@ -46,6 +50,7 @@ from cisr_lib.pretrained import WEIGHTS_DIR, export_weights
 FORMAT = "cisr-psi-ablations/1"
 EXPORT_DIR = WEIGHTS_DIR / "ablations"
 SEEDS = (0, 1, 2)
+GROUPS = ("frameworks", "table_iii")  # the two kinds of run (runs()' "group")
 FRAMEWORKS = paper.FRAMEWORKS  # plus bicubic, which is not trained
 
 TABLE_III = paper.TABLE_III  # (run name, label, ablation, skip, paper PSNR at x2 JPEG10, tiny model)
@@ -166,13 +171,14 @@ def summary(records: list[dict]) -> dict[str, Any]:
 
 
 def study(budget: Budget, out: Path, only: list[str] | None = None, progress: bool = True,
-          group: str | None = None) -> dict[str, Any]:
-    """Train and evaluate every run (or those named in ``only``, or those of one ``group``:
-    "frameworks" or "table_iii"); write ``out/results.json``."""
+          group: str | None = None, after_each=None) -> dict[str, Any]:
+    """Train and evaluate every run (or those named in ``only`` and of ``group``, one of :data:`GROUPS`);
+    write ``out/results.json`` after each run (a study cut short keeps the runs it finished), then call
+    ``after_each()`` (e.g. a refresh of its export)."""
     from tqdm.auto import tqdm
 
-    if group not in (None, "frameworks", "table_iii"):
-        raise ValueError(f"group must be frameworks or table_iii, got {group!r}")
+    if group not in (None, *GROUPS):
+        raise ValueError(f"group must be one of {', '.join(GROUPS)}, got {group!r}")
     specs = [s for s in runs() if (not only or s["name"] in only) and (group is None or s["group"] == group)]
     unknown = set(only or ()) - {s["name"] for s in runs()}
     if unknown:
@@ -180,19 +186,26 @@ def study(budget: Budget, out: Path, only: list[str] | None = None, progress: bo
     out.mkdir(parents=True, exist_ok=True)
     records = [bicubic_record(budget)]
     t0 = time.perf_counter()
-    for spec in tqdm(specs, desc="ablations", disable=not progress):
-        records.append(run_one(spec, budget, out))
     data, eval_name = data_names(budget)
     from cisr_lib.device import select_device
 
     dev = select_device(budget.device)
-    result = {"format": FORMAT, "budget": {**dataclasses.asdict(budget), "data": data, "eval_data": eval_name},
-              "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type,
-              "hardware": f"{torch.get_num_threads()} torch thread(s), {platform.processor() or platform.machine()}",
-              "torch": torch.__version__, "wall_seconds_this_call": round(time.perf_counter() - t0, 1),
-              "records": records, "summary": summary(records)}
-    (out / "results.json").write_text(json.dumps(result, indent=1))
-    return result
+
+    def write() -> dict[str, Any]:
+        result = {"format": FORMAT, "budget": {**dataclasses.asdict(budget), "data": data, "eval_data": eval_name},
+                  "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type,
+                  "hardware": f"{torch.get_num_threads()} torch thread(s), {platform.processor() or platform.machine()}",
+                  "torch": torch.__version__, "wall_seconds_this_call": round(time.perf_counter() - t0, 1),
+                  "records": records, "summary": summary(records)}
+        atomic_write(out / "results.json", json.dumps(result, indent=1))
+        return result
+
+    for spec in tqdm(specs, desc="ablations", disable=not progress):
+        records.append(run_one(spec, budget, out))
+        write()
+        if after_each is not None:
+            after_each()
+    return write()
 
 
 def export(out: Path, dest: Path = EXPORT_DIR, weights: bool = True) -> list[Path]:
@@ -270,7 +283,12 @@ def fill_readme(res: dict[str, Any], readme: Path, earlier: Path | None = EARLIE
                 longer: Path | None = LONGER) -> None:
     """Replace the ablation block of ``readme`` with :func:`report`, and, when ``earlier`` / ``longer`` (the
     results.json of a smaller / larger budget) exist, the budgets blocks with :func:`compare_budgets`
-    (atomically)."""
+    (each block atomically; a missing marker is found before any block is written)."""
+    tags = [TAG] + [t for t, f in ((BUDGETS_TAG, earlier), (LONGER_TAG, longer)) if f is not None and Path(f).is_file()]
+    text = Path(readme).read_text()
+    for t in tags:
+        if f"<!-- {t}:start -->" not in text or f"<!-- {t}:end -->" not in text:
+            raise ValueError(f"{readme} has no <!-- {t}:start --> ... <!-- {t}:end --> block")
     fill_block(readme, TAG, report(res).rstrip("\n"))
     if earlier is not None and Path(earlier).is_file():
         fill_block(readme, BUDGETS_TAG, compare_budgets(load_results(earlier), res).rstrip("\n"))
@@ -291,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=b.threads)
     ap.add_argument("--device", default=b.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, ...")
     ap.add_argument("--only", nargs="*", help="run names (default: all)")
-    ap.add_argument("--group", choices=("frameworks", "table_iii"), help="only the runs of this group")
+    ap.add_argument("--group", choices=GROUPS, help="only the runs of this group")
     ap.add_argument("--export", action="store_true", help="copy results and seed-0 weights to --export-dir")
     ap.add_argument("--results-only", action="store_true", help="--export copies results.json, not the weights")
     ap.add_argument("--export-dir", default=str(EXPORT_DIR), help="where --export copies to (default: %(default)s, "
@@ -307,9 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume_from:
         taken = resume_from(Path(args.resume_from), budget, Path(args.out))
         print(f"{len(taken)} run(s) taken over from {args.resume_from}")
-    res = study(budget, Path(args.out), args.only, progress=not args.quiet, group=args.group)
-    if args.export:
-        export(Path(args.out), Path(args.export_dir), weights=not args.results_only)
+    refresh = (lambda: export(Path(args.out), Path(args.export_dir), weights=not args.results_only)) \
+        if args.export else None  # after every finished run: a sitting cut short keeps its export
+    res = study(budget, Path(args.out), args.only, progress=not args.quiet, group=args.group, after_each=refresh)
+    if refresh is not None:
+        refresh()
     if args.readme:
         fill_readme(res, Path(args.readme))
     for v, s in res["summary"]["frameworks"].items():

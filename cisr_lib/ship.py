@@ -143,7 +143,8 @@ def model_card(run: str | os.PathLike, name: str, hardware: str, command: str | 
              ", ".join(f"{c}{q}" for c, q in tc["configs"]) + ", drawn uniformly per patch |",
              f"| optimisation | Adam, lr {tc['lr']:g} ({tc['schedule']}, {tc['warmup_steps']} warm-up steps, over "
              f"{tc['max_steps']} steps), batch {tc['batch_size']} LR patches of {tc['lr_patch']}x{tc['lr_patch']}, "
-             f"rotation/flip, loss eq. (12), {tc['unfolding']} unfolding |",
+             f"rotation/flip, loss eq. (12){'' if tc.get('loss', 'l1') == 'l1' else ' with the ' + tc['loss'] + ' norm'}, "
+             f"{tc['unfolding']} unfolding |",
              f"| arithmetic | {precisions or 'fp32 (before precision was logged)'} |",
              f"| initialised from | {tc.get('init') or 'random (seed %d)' % tc['seed']} |",
              f"| steps | best at step {best['step']:,} of {last_step:,} validated |",

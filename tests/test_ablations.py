@@ -115,12 +115,29 @@ def test_report_tables_and_readme_markers(study, tmp_path):
     readme.write_text(readme.read_text() + f"<!-- {ab.BUDGETS_TAG}:start -->\n<!-- {ab.BUDGETS_TAG}:end -->\n")
     ab.fill_readme(res, readme, earlier=tmp_path / "earlier.json", longer=None)
     assert ab.compare_budgets(res, res).rstrip("\n") in readme.read_text()
-    (tmp_path / "longer.json").write_text(json.dumps(res))  # and a larger budget's: the longer block
+    longer = json.loads(json.dumps(res))
+    longer["budget"]["steps"] = 4 * res["budget"]["steps"]
+    (tmp_path / "longer.json").write_text(json.dumps(longer))  # and a larger budget's: the longer block
+    before = readme.read_text()
     with pytest.raises(ValueError, match="ablations-longer"):
         ab.fill_readme(res, readme, earlier=None, longer=tmp_path / "longer.json")
+    assert readme.read_text() == before  # a missing marker is found before any block is written
     readme.write_text(readme.read_text() + f"<!-- {ab.LONGER_TAG}:start -->\n<!-- {ab.LONGER_TAG}:end -->\n")
     ab.fill_readme(res, readme, earlier=None, longer=tmp_path / "longer.json")
-    assert readme.read_text().count(ab.compare_budgets(res, res).rstrip("\n")) == 2
+    md = ab.compare_budgets(res, longer)
+    assert md.rstrip("\n") in readme.read_text()
+    steps = res["budget"]["steps"]
+    assert f"| framework | {steps} steps: mean (std, seeds) | {4 * steps} steps: mean (std, seeds) | change |" in md
+
+
+def test_the_longer_study_is_the_make_target_at_four_times_the_steps():
+    from pathlib import Path
+
+    make = (Path(__file__).resolve().parent.parent / "Makefile").read_text()
+    assert ab.LONGER_STEPS == 4 * ab.Budget().steps
+    assert f"--steps {ab.LONGER_STEPS} --group frameworks" in make
+    assert f"LONG_DIR ?= cisr_lib/weights/ablations_{ab.LONGER_STEPS}" in make
+    assert ab.LONGER.parent.name == f"ablations_{ab.LONGER_STEPS}"
 
 
 def test_a_group_runs_alone_and_exports_its_results_without_weights(study, monkeypatch, tmp_path):
@@ -136,6 +153,12 @@ def test_a_group_runs_alone_and_exports_its_results_without_weights(study, monke
     assert fw["summary"]["table_iii"] == []
     assert ab.export(out, tmp_path / "long", weights=False) == [tmp_path / "long" / "results.json"]
     assert sorted(p.name for p in (tmp_path / "long").iterdir()) == ["results.json"]
+    # continued elsewhere from that export alone (make ablations-longer on a fresh clone): nothing retrained
+    assert sorted(ab.resume_from(tmp_path / "long", TINY, tmp_path / "fresh")) == ["plain_s0", "psi_s0", "psi_s1"]
+    calls = []
+    again = ab.study(TINY, tmp_path / "fresh", group="frameworks", only=["plain_s0", "psi_s0", "psi_s1"],
+                     progress=False, after_each=lambda: calls.append(1))
+    assert again["summary"] == fw["summary"] and len(calls) == 3
     with pytest.raises(ValueError, match="group must be"):
         ab.study(TINY, out, group="nonsense", progress=False)
 

@@ -76,6 +76,17 @@ def test_recipe_patch_block_is_what_its_json_renders():
         "run: python benchmarks/recipe.py --render --tag recipe-patch --docs"
 
 
+def test_recipe_loss_block_is_what_its_json_renders():
+    module = _script("recipe")
+    doc = ROOT / "docs" / "training.md"
+    if not (BENCH / "recipe_loss.json").exists():
+        empty = f"<!-- {module.LOSS_TAG}:start -->\n<!-- {module.LOSS_TAG}:end -->"
+        assert empty in doc.read_text(), "the loss probe's block has text but no JSON"
+        return
+    assert _block(doc, module.LOSS_TAG) == module.render(_saved("recipe_loss"), figure=False), \
+        "run: python benchmarks/recipe.py --render --tag recipe-loss --docs"
+
+
 def test_ablations_block_is_what_the_exported_study_renders():
     from cisr_lib import ablations
 

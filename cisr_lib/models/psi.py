@@ -93,6 +93,10 @@ class PSINet(nn.Module):
         return ys, xs
 
 
+LOSS_NORMS = ("l1", "charbonnier")  # eq. (12)'s norm: the paper's L1, or a smooth L1 (recipe study)
+CHARBONNIER_EPS = 1e-3  # in [0, 1] image units
+
+
 def unfolded_loss(
     ys: list[torch.Tensor],
     xs: list[torch.Tensor],
@@ -135,20 +139,16 @@ def unfolded_loss(
     def dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         d = a - b
         if norm == "l1":
-            return d.abs().mean()
-        return (torch.sqrt(d * d + CHARBONNIER_EPS ** 2) - CHARBONNIER_EPS).mean()
+            return d.abs().mean()  # ||d||_1 of (12), as a mean
+        return (torch.sqrt(d * d + CHARBONNIER_EPS ** 2) - CHARBONNIER_EPS).mean()  # |d| of (12) smoothed
 
     loss = x.new_zeros(())
     for j, r in enumerate(rho):
-        term = gamma * dist(xs[j], x)  # ||R(.) - x||_1
+        term = gamma * dist(xs[j], x)  # (12): ||R(.) - x|| (L1, or Charbonnier)
         if ys:
-            term = term + dist(ys[j], y)  # ||P(.) - y||_1
+            term = term + dist(ys[j], y)  # (12): ||P(.) - y||
         loss = loss + r * term
     return loss
-
-
-LOSS_NORMS = ("l1", "charbonnier")  # eq. (12)'s norm: the paper's L1, or a smooth L1 (recipe study)
-CHARBONNIER_EPS = 1e-3  # in [0, 1] image units
 
 
 def _parse_ablation(ablation) -> set[str]:
