@@ -99,18 +99,28 @@ docs: $(STAMP)
 # clipping at 1, search radius 3). Each run stops after WEIGHTS_MINUTES of training or when validation
 # stops improving, resumes where it stopped when re-run, and is exported with its model card. The shipped
 # files were trained in several legs across sessions (each card lists them); this target is the same
-# recipe in one leg per scale, so its numbers depend on WEIGHTS_MINUTES.
+# recipe in one leg per scale, so its numbers depend on WEIGHTS_MINUTES. x2 then gets the finishing leg of
+# the tenth session: 48x48 LR patches, a moving average of the weights (validated and shipped), lr 5e-4 with
+# a cosine over FINISH_STEPS (what that leg did in FINISH_MINUTES on one thread beside another run).
 WEIGHTS_MINUTES ?= 60
 WEIGHTS_RUNS    ?= runs/weights
 WEIGHTS_TRAIN    = $(BIN)/cisr train --model micro --preset cpu --data photos --set window=3 --lr 1e-3 --warmup 50 \
                    --grad-clip 1.0 --val-every 500 --val-crop 192 --minutes $(WEIGHTS_MINUTES) --quiet
+FINISH_MINUTES  ?= 125
+FINISH_STEPS    ?= 6200
+FINISH_TRAIN     = $(BIN)/cisr train --model micro --preset cpu --data photos --set window=3 --lr 5e-4 --warmup 50 \
+                   --grad-clip 1.0 --patch 48 --ema 0.999 --steps $(FINISH_STEPS) --patience 100 --val-every 500 \
+                   --val-crop 192 --minutes $(FINISH_MINUTES) --quiet
 
 weights: $(STAMP)
 	$(WEIGHTS_TRAIN) --scale 2 --out $(WEIGHTS_RUNS)/micro_x2
 	$(WEIGHTS_TRAIN) --scale 3 --out $(WEIGHTS_RUNS)/micro_x3 --init $(WEIGHTS_RUNS)/micro_x2/best.pt
 	$(WEIGHTS_TRAIN) --scale 4 --out $(WEIGHTS_RUNS)/micro_x4 --init $(WEIGHTS_RUNS)/micro_x2/best.pt
-	for s in 2 3 4; do $(BIN)/python -m cisr_lib.ship $(WEIGHTS_RUNS)/micro_x$$s micro_x$$s --overwrite \
+	$(FINISH_TRAIN) --scale 2 --out $(WEIGHTS_RUNS)/micro_x2_finish --init $(WEIGHTS_RUNS)/micro_x2/best.pt
+	for s in 3 4; do $(BIN)/python -m cisr_lib.ship $(WEIGHTS_RUNS)/micro_x$$s micro_x$$s --overwrite \
 		--command "make weights WEIGHTS_MINUTES=$(WEIGHTS_MINUTES)" || exit 1; done
+	$(BIN)/python -m cisr_lib.ship $(WEIGHTS_RUNS)/micro_x2_finish micro_x2 --overwrite \
+		--command "make weights WEIGHTS_MINUTES=$(WEIGHTS_MINUTES) FINISH_MINUTES=$(FINISH_MINUTES) FINISH_STEPS=$(FINISH_STEPS)"
 
 # The small weights' procedure (docs/training.md, "Growing micro into small"): each micro run of
 # `make weights` grown to 64 features by cisr_lib.widen (its outputs unchanged), then trained for
