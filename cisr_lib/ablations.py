@@ -184,6 +184,9 @@ def study(budget: Budget, out: Path, only: list[str] | None = None, progress: bo
     if unknown:
         raise ValueError(f"unknown run(s) {sorted(unknown)}; see cisr_lib.ablations.runs()")
     out.mkdir(parents=True, exist_ok=True)
+    # finished runs first, so that every results.json written below holds all of them; written in runs() order
+    specs.sort(key=lambda spec: not (out / spec["name"] / "eval.json").exists())
+    rank = {spec["name"]: i for i, spec in enumerate(runs())}
     records = [bicubic_record(budget)]
     t0 = time.perf_counter()
     data, eval_name = data_names(budget)
@@ -196,7 +199,8 @@ def study(budget: Budget, out: Path, only: list[str] | None = None, progress: bo
                   "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type,
                   "hardware": f"{torch.get_num_threads()} torch thread(s), {platform.processor() or platform.machine()}",
                   "torch": torch.__version__, "wall_seconds_this_call": round(time.perf_counter() - t0, 1),
-                  "records": records, "summary": summary(records)}
+                  "records": [records[0], *sorted(records[1:], key=lambda r: rank[r["name"]])],
+                  "summary": summary(records)}
         atomic_write(out / "results.json", json.dumps(result, indent=1))
         return result
 

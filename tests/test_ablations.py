@@ -130,6 +130,20 @@ def test_report_tables_and_readme_markers(study, tmp_path):
     assert f"| framework | {steps} steps: mean (std, seeds) | {4 * steps} steps: mean (std, seeds) | change |" in md
 
 
+def test_finished_runs_are_written_before_any_run_trains(study, tmp_path):
+    """A sitting cut short while training must leave every finished run in results.json (and the export)."""
+    import shutil
+
+    out = tmp_path / "runs"
+    shutil.copytree(study[0], out)
+    shutil.rmtree(out / "plain_s0")  # plain_s0 comes first in runs() order and now has to train
+    seen = []
+    names = lambda: [r["name"] for r in json.loads((out / "results.json").read_text())["records"]]  # noqa: E731
+    ab.study(TINY, out, only=["plain_s0", "psi_s0", "psi_s1"], progress=False, after_each=lambda: seen.append(names()))
+    assert seen[1] == ["bicubic", "psi_s0", "psi_s1"]  # both finished runs, before plain_s0 trained
+    assert seen[2] == names() == ["bicubic", "plain_s0", "psi_s0", "psi_s1"]  # written in runs() order
+
+
 def test_the_longer_study_is_the_make_target_at_four_times_the_steps():
     from pathlib import Path
 
