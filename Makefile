@@ -101,7 +101,8 @@ docs: $(STAMP)
 # files were trained in several legs across sessions (each card lists them); this target is the same
 # recipe in one leg per scale, so its numbers depend on WEIGHTS_MINUTES. x2 then gets the finishing leg of
 # the tenth session: 48x48 LR patches, a moving average of the weights (validated and shipped), lr 5e-4 with
-# a cosine over FINISH_STEPS (what that leg did in FINISH_MINUTES on one thread beside another run).
+# a cosine over FINISH_STEPS (the steps that leg completed within its FINISH_MINUTES limit, on one thread
+# beside another run).
 WEIGHTS_MINUTES ?= 60
 WEIGHTS_RUNS    ?= runs/weights
 WEIGHTS_TRAIN    = $(BIN)/cisr train --model micro --preset cpu --data photos --set window=3 --lr 1e-3 --warmup 50 \
@@ -167,7 +168,7 @@ ablations: $(STAMP)
 
 # The five frameworks alone (seeds 0-2, no Table III rows) at four times the shipped study's steps, every
 # other setting the same: the README's "ablations-longer" block sets it beside the shipped study. It takes
-# several hours of one thread on the 2-core CPU (a PSI run takes about three of a cascade run), too long for
+# several hours of one thread on the 2-core CPU (a PSI run takes about three times as long as a cascade run), too long for
 # one sitting: it continues from its export (results only, cisr_lib/weights/ablations_4800/), which
 # each call refreshes with the runs finished so far; `make docs` then re-renders the block.
 LONG_DIR ?= cisr_lib/weights/ablations_4800
