@@ -172,7 +172,8 @@ def render(res: dict) -> str:
         "Step test: `boundary_candidates` alone (no grid gating), share of boundary pixels flagged on the "
         "codec's grid lines (period 8 from the origin; 4 for WebP; the 8x8 lines for the clean image) and on "
         "the other boundaries; d(z) = 0: share of pixels where `blocking_mask` is 0. Phase and period are "
-        "estimated on every axis, also where the grid is then rejected.", "",
+        "estimated on every axis, also where the grid is then rejected; the phase is given modulo 8, so on a "
+        "period-4 grid phases p and p + 4 are the same lines (WebP's 0 / 4 below).", "",
         "| image | confidence (cols / rows) | phase (cols / rows) | period (cols / rows) | grid accepted (cols / rows) "
         "| step test on grid | off grid | d(z) = 0 |",
         "|---|---|---|---|---|---|---|---|"]
