@@ -103,6 +103,7 @@ def crops(photos, n_per_photo: int, sides, configs, seed: int, min_confidence: f
     import numpy as np
     import torch
 
+    from cisr_lib.convert import uint2tensor4
     from cisr_lib.data import read_image
     from cisr_lib.models.blocking import estimate_grid_phase
 
@@ -117,8 +118,7 @@ def crops(photos, n_per_photo: int, sides, configs, seed: int, min_confidence: f
             tops = rng.integers(0, h - side + 1, n_per_photo)
             lefts = rng.integers(0, w - side + 1, n_per_photo)
             for name, img in images.items():
-                batch = np.stack([img[t:t + side, l:l + side] for t, l in zip(tops, lefts)])
-                z = torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 255.0  # (n, 3, side, side)
+                z = torch.cat([uint2tensor4(img[t:t + side, l:l + side]) for t, l in zip(tops, lefts)])  # (n, 3, side, side)
                 ph = estimate_grid_phase(z)
                 col, row = ph.col_conf >= min_confidence, ph.row_conf >= min_confidence
                 axes[name, side].append(torch.cat([col, row]))

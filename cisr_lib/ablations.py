@@ -44,7 +44,7 @@ import torch
 from cisr_lib.messages import command
 from cisr_lib import paper
 from cisr_lib.ablation_report import compare_budgets, differences, report, table_iii_noise  # noqa: F401 (public API)
-from cisr_lib.files import atomic_write, fill_block
+from cisr_lib.files import atomic_write, fill_blocks
 from cisr_lib.pretrained import WEIGHTS_DIR, export_weights
 
 FORMAT = "cisr-psi-ablations/1"
@@ -173,8 +173,8 @@ def summary(records: list[dict]) -> dict[str, Any]:
 def study(budget: Budget, out: Path, only: list[str] | None = None, progress: bool = True,
           group: str | None = None, after_each=None) -> dict[str, Any]:
     """Train and evaluate every run (or those named in ``only`` and of ``group``, one of :data:`GROUPS`);
-    write ``out/results.json`` after each run (a study cut short keeps the runs it finished), then call
-    ``after_each()`` (e.g. a refresh of its export)."""
+    write ``out/results.json`` after each run (a study cut short keeps the runs it finished; once if there
+    is none), each time followed by ``after_each()`` (e.g. a refresh of its export)."""
     from tqdm.auto import tqdm
 
     if group not in (None, *GROUPS):
@@ -202,14 +202,15 @@ def study(budget: Budget, out: Path, only: list[str] | None = None, progress: bo
                   "records": [records[0], *sorted(records[1:], key=lambda r: rank[r["name"]])],
                   "summary": summary(records)}
         atomic_write(out / "results.json", json.dumps(result, indent=1))
-        return result
-
-    for spec in tqdm(specs, desc="ablations", disable=not progress):
-        records.append(run_one(spec, budget, out))
-        write()
         if after_each is not None:
             after_each()
-    return write()
+        return result
+
+    result = None
+    for spec in tqdm(specs, desc="ablations", disable=not progress):
+        records.append(run_one(spec, budget, out))
+        result = write()
+    return result if result is not None else write()
 
 
 def export(out: Path, dest: Path = EXPORT_DIR, weights: bool = True) -> list[Path]:
@@ -287,17 +288,13 @@ def fill_readme(res: dict[str, Any], readme: Path, earlier: Path | None = EARLIE
                 longer: Path | None = LONGER) -> None:
     """Replace the ablation block of ``readme`` with :func:`report`, and, when ``earlier`` / ``longer`` (the
     results.json of a smaller / larger budget) exist, the budgets blocks with :func:`compare_budgets`
-    (each block atomically; a missing marker is found before any block is written)."""
-    tags = [TAG] + [t for t, f in ((BUDGETS_TAG, earlier), (LONGER_TAG, longer)) if f is not None and Path(f).is_file()]
-    text = Path(readme).read_text()
-    for t in tags:
-        if f"<!-- {t}:start -->" not in text or f"<!-- {t}:end -->" not in text:
-            raise ValueError(f"{readme} has no <!-- {t}:start --> ... <!-- {t}:end --> block")
-    fill_block(readme, TAG, report(res).rstrip("\n"))
+    (one atomic write: nothing is written when a marker is missing)."""
+    blocks = {TAG: report(res)}
     if earlier is not None and Path(earlier).is_file():
-        fill_block(readme, BUDGETS_TAG, compare_budgets(load_results(earlier), res).rstrip("\n"))
+        blocks[BUDGETS_TAG] = compare_budgets(load_results(earlier), res)
     if longer is not None and Path(longer).is_file():
-        fill_block(readme, LONGER_TAG, compare_budgets(res, load_results(longer)).rstrip("\n"))
+        blocks[LONGER_TAG] = compare_budgets(res, load_results(longer))
+    fill_blocks(readme, {tag: md.rstrip("\n") for tag, md in blocks.items()})
 
 
 @command("python -m cisr_lib.ablations")
@@ -332,8 +329,6 @@ def main(argv: list[str] | None = None) -> int:
     refresh = (lambda: export(Path(args.out), Path(args.export_dir), weights=not args.results_only)) \
         if args.export else None  # after every finished run: a sitting cut short keeps its export
     res = study(budget, Path(args.out), args.only, progress=not args.quiet, group=args.group, after_each=refresh)
-    if refresh is not None:
-        refresh()
     if args.readme:
         fill_readme(res, Path(args.readme))
     for v, s in res["summary"]["frameworks"].items():

@@ -95,10 +95,21 @@ def fill_block(path: str | os.PathLike, tag: str, md: str) -> None:
     Raises:
         ValueError: the file has no such markers.
     """
+    fill_blocks(path, {tag: md})
+
+
+def fill_blocks(path: str | os.PathLike, blocks: dict[str, str]) -> None:
+    """Put each ``blocks[tag]`` between the ``tag`` markers of ``path``: one atomic write, nothing written
+    when any marker is missing.
+
+    Raises:
+        ValueError: the file lacks the markers of a tag.
+    """
     path = Path(path)
-    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
     text = path.read_text()
-    if start not in text or end not in text:
-        raise ValueError(f"{path.name} has no {start} ... {end} block")
-    atomic_write(path, re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{md}\n{end}", text,
-                              flags=re.S))
+    for tag, md in blocks.items():
+        start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
+        if start not in text or end not in text:
+            raise ValueError(f"{path.name} has no {start} ... {end} block")
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{md}\n{end}", text, flags=re.S)
+    atomic_write(path, text)

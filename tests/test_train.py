@@ -210,6 +210,11 @@ def test_cli_train_prints_a_summary(tmp_path, capsys):
     assert rc == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 2
     assert json.loads((tmp_path / "cli" / "config.json").read_text())["train"]["loss"] == "charbonnier"
+    from cisr_lib.cli import build_parser
+    from cisr_lib.models.psi import LOSS_NORMS
+
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]  # torch-free choices, kept equal
+    assert tuple(next(a for a in train_parser._actions if a.dest == "loss").choices) == LOSS_NORMS
 
 
 @pytest.mark.slow
