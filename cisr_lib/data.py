@@ -7,7 +7,7 @@ uses DIV2K with random 48x48 LR patches and rotation/flip augmentation; testing 
 :mod:`cisr_lib.degradations`; this module decides *what* gets degraded:
 
 * the clean photos: six bundled with scikit-image (:func:`embedded_images`, no download) and
-  the shared photo folder (:func:`shared_photos`, :func:`split_photos`);
+  the shared photo folder (:func:`shared_photos`, :func:`split_photos`), from :mod:`cisr_lib.photos`;
 * :class:`PairedPatchDataset`: random training patches ``(z, y, x)`` made on the fly;
 * :class:`PairedImageDataset`: full-image evaluation triples for one scale and configuration.
 
@@ -18,17 +18,15 @@ Design decision: :class:`PairedPatchDataset` compresses an LR *window* with a 16
 around the patch and keeps the centre, so every patch has interior-block statistics and the codec
 grid (8x8 JPEG blocks, 16x16 4:2:0 MCUs and WebP macroblocks) starts at the patch origin.
 
-Image I/O (:mod:`cisr_lib.imageio`) and the frozen test set (:mod:`cisr_lib.testset`) have their
-own modules; their public names are re-exported here, so ``cisr_lib.data.read_image``,
-``cisr_lib.data.build_test_set`` and the rest remain the documented API.
+The photos (:mod:`cisr_lib.photos`), image I/O (:mod:`cisr_lib.imageio`) and the frozen test set
+(:mod:`cisr_lib.testset`) have their own modules; their public names are re-exported here, so
+``cisr_lib.data.embedded_images``, ``cisr_lib.data.read_image``, ``cisr_lib.data.build_test_set`` and the
+rest remain the documented API.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -57,6 +55,7 @@ from cisr_lib.imageio import (
     write_image,
 )
 from cisr_lib import imageio as _imageio, testset as _testset
+from cisr_lib.photos import EMBEDDED_NAMES, EMBEDDED_VAL, embedded_images, shared_photos, split_photos
 from cisr_lib.testset import MANIFEST, BuildReport, TestSample, TestSetError, build_test_set, load_test_set
 
 __all__ = [  # this module's names, then the re-exported public names of imageio and testset
@@ -72,101 +71,6 @@ __all__ = [  # this module's names, then the re-exported public names of imageio
     *_imageio.__all__,
     *_testset.__all__,
 ]
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-# Images that ship with the code.
-
-EMBEDDED_NAMES: tuple[str, ...] = (
-    "astronaut",
-    "coffee",
-    "chelsea",
-    "immunohistochemistry",
-    "motorcycle_left",
-    "motorcycle_right",
-)
-"""The clean colour photos bundled with scikit-image, in the order :func:`embedded_images` uses.
-``rocket`` and ``hubble_deep_field`` are left out: their sources are JPEGs, so they already carry
-compression artefacts and cannot serve as clean ground truth."""
-
-EMBEDDED_VAL = ("chelsea",)  # the embedded photo held out for validation (training and `cisr eval`)
-
-
-@functools.lru_cache(maxsize=1)
-def _embedded() -> dict[str, np.ndarray]:
-    from skimage import data as skdata
-
-    left, right, _disparity = skdata.stereo_motorcycle()
-    imgs = {
-        "astronaut": skdata.astronaut(),
-        "coffee": skdata.coffee(),
-        "chelsea": skdata.chelsea(),
-        "immunohistochemistry": skdata.immunohistochemistry(),
-        "motorcycle_left": left,
-        "motorcycle_right": right,
-    }
-    out = {}
-    for name in EMBEDDED_NAMES:
-        a = np.ascontiguousarray(imgs[name], dtype=np.uint8)
-        a.flags.writeable = False
-        out[name] = a
-    return out
-
-
-def embedded_images() -> dict[str, np.ndarray]:
-    """The six clean colour photos bundled with scikit-image (no download needed).
-
-    Returns:
-        dict name -> uint8 HxWx3 RGB in [0, 255], in the order of :data:`EMBEDDED_NAMES`
-        (sizes 512x512, 400x600, 300x451, 512x512, 500x741, 500x741). Fresh copies: callers
-        may modify them.
-    """
-    return {name: a.copy() for name, a in _embedded().items()}
-
-
-def shared_photos(root: PathLike | None = None) -> list[Path] | None:
-    """The clean photos ``001.png``... of the shared data folder, or None when it is absent.
-
-    The folder is ``root`` if given, else the ``CISR_PHOTOS`` environment variable, else
-    ``../shared/data/photos`` relative to the repository root.
-
-    Args:
-        root: folder holding ``NNN.png`` files.
-
-    Returns:
-        Sorted list of paths whose names are three digits + ``.png``, or None when the folder
-        does not exist or holds no such file.
-    """
-    if root is None:
-        env = os.environ.get("CISR_PHOTOS")
-        root = env if env else REPO_ROOT.parent / "shared" / "data" / "photos"
-    folder = Path(root)
-    if not folder.is_dir():
-        return None
-    paths = sorted(p for p in folder.glob("*.png") if len(p.stem) == 3 and p.stem.isdigit())
-    return paths or None
-
-
-def split_photos(paths: Sequence[PathLike]) -> tuple[list[Path], list[Path]]:
-    """Split the shared photos as their README suggests: 001-040 train, 041-049 validation.
-
-    Args:
-        paths: paths whose stems are numbers, e.g. from :func:`shared_photos`.
-
-    Returns:
-        ``(train, val)``: sorted lists of paths, stems <= 40 and > 40.
-
-    Raises:
-        ValueError: a stem that is not a number.
-    """
-    train, val = [], []
-    for p in map(Path, paths):
-        if not p.stem.isdigit():
-            raise ValueError(f"cannot split {p}: the file name must be a number like 001.png")
-        (train if int(p.stem) <= 40 else val).append(p)
-    return sorted(train), sorted(val)
-
 
 # Datasets.
 

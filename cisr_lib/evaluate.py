@@ -15,7 +15,8 @@ configuration) and the result after each unfolding step (its sec. 5).
   :func:`~cisr_lib.testset.load_test_set`), or clean HR images (a folder, a list of paths or
   arrays, a dict name -> array/path such as :func:`cisr_lib.data.embedded_images`) degraded on
   the fly with the paper's protocol ``z = C D x`` (:func:`cisr_lib.degradations.degrade`, with
-  the per-file seed of the test-set builder, so both give the same bytes);
+  the per-file seed of the test-set builder, so both give the same bytes); both are read by
+  :mod:`cisr_lib.eval_data`;
 * per image, on the Y channel (MATLAB BT.601) with ``scale`` pixels shaved from every side
   (the settings of :func:`cisr_lib.metrics.evaluate_pair`): PSNR, SSIM, PSNR-B (block
   ``8 * scale``) and, with ``with_ifc=True``, IFC (slow); for a model also the PSNR of every
@@ -30,15 +31,16 @@ configuration this is also the mean of the configuration means). PSNR values are
 MSEs, as in the paper.
 
 Outputs of ``out_dir``: ``results.json`` (everything, one record per image), ``tables.md``
-(Table I / Table II shaped markdown, per-step and artifact-reduction tables) and ``cache.jsonl``,
-one JSON line per computed image, keyed by (method id, scale, configuration, image name, SHA-256
-of the image's HR and z pixels). A rerun into the same folder reuses every cached record, so an
-interrupted evaluation resumes where it stopped. The method id of a weights file contains the
-SHA-256 of the file (and ``window`` when given), that of an ``nn.Module`` a hash of its class,
-configuration and state dict: a changed model never reuses stale numbers. The device is not part
-of the key (CPU and GPU give the same outputs up to float round-off); bf16 arithmetic is (the id
-ends in ``:bf16``), as it changes outputs by more than round-off (``precision``, see
-:mod:`cisr_lib.precision`; the default "auto" uses it where the hardware runs it natively).
+(Table I / Table II shaped markdown, per-step and artifact-reduction tables) and ``cache.jsonl``
+(:mod:`cisr_lib.eval_cache`), one JSON line per computed image, keyed by (method id, scale,
+configuration, image name, SHA-256 of the image's HR and z pixels). A rerun into the same folder
+reuses every cached record, so an interrupted evaluation resumes where it stopped. The method id of
+a weights file contains the SHA-256 of the file (and ``window`` when given), that of an
+``nn.Module`` a hash of its class, configuration and state dict: a changed model never reuses stale
+numbers. The device is not part of the key (CPU and GPU give the same outputs up to float
+round-off); bf16 arithmetic is (the id ends in ``:bf16``), as it changes outputs by more than
+round-off (``precision``, see :mod:`cisr_lib.precision`; the default "auto" uses it where the
+hardware runs it natively).
 
 Speed: large images with the paper's whole-image non-local search are slow on a CPU. Two
 options trade fidelity to the protocol for time, both None by default (the paper's protocol):
@@ -51,16 +53,16 @@ Derived in notebooks/10_evaluation.ipynb
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cisr_lib.eval_cache import EvalCache, input_hash
+from cisr_lib.eval_data import EvalData, data_source  # noqa: F401  (data_source: re-exported, its home before eval_data.py)
 from cisr_lib.messages import one_line
 from cisr_lib.methods import (  # noqa: F401  (BICUBIC, MethodSpec, method_id: re-exported)
     BICUBIC,
@@ -106,9 +108,6 @@ TABLES_FILE = "tables.md"
 # stay fast.
 
 
-# Test data.
-
-
 def __getattr__(name: str):
     """``centre_crop`` moved to :mod:`cisr_lib.data`; re-exported lazily (data imports torch, which
     this module does not import at the top, so that ``cisr --help`` stays fast)."""
@@ -117,106 +116,6 @@ def __getattr__(name: str):
 
         return centre_crop
     raise AttributeError(f"module 'cisr_lib.evaluate' has no attribute {name!r}")
-
-
-def _crop_triple(smp: TestSample, max_side: int, scale: int) -> TestSample:
-    """Centre crop of a stored (hr, lr, z) triple on the LR grid: the codec output is kept as stored."""
-    from cisr_lib.data import crop_side
-
-    c = crop_side(max_side, scale) // scale  # LR pixels
-    h, w = smp.lr.shape[:2]
-    t = (h - c) // 2 if h >= c else 0
-    left = (w - c) // 2 if w >= c else 0
-    hh, ww = min(h, c), min(w, c)
-    hr = smp.hr[scale * t:scale * (t + hh), scale * left:scale * (left + ww)]  # HR pixel s*i covers LR pixel i
-    return smp._replace(hr=hr, lr=smp.lr[t:t + hh, left:left + ww], z=smp.z[t:t + hh, left:left + ww])
-
-
-def data_source(name: str | PathLike) -> PathLike | dict[str, Any]:
-    """Resolve the data names of ``cisr eval --data``.
-
-    Args:
-        name: ``"embedded"`` (the six scikit-image photos, :func:`cisr_lib.data.embedded_images`),
-            ``"embedded-val"`` (the one the trainer holds out of them, chelsea),
-            ``"photos-val"`` (the validation photos 041-049 of the shared folder,
-            :func:`cisr_lib.data.split_photos`), ``"photos"`` (all shared photos), or a folder
-            (clean images, or a test set holding ``manifest.json``).
-
-    Returns:
-        What :func:`evaluate` takes as ``data``: a dict name -> array/path, or the folder.
-
-    Raises:
-        FileNotFoundError: the shared photos or the folder do not exist.
-    """
-    from cisr_lib.data import embedded_images, shared_photos, split_photos
-
-    if name == "embedded":
-        return embedded_images()
-    if name == "embedded-val":
-        from cisr_lib.data import EMBEDDED_VAL
-
-        return {k: v for k, v in embedded_images().items() if k in EMBEDDED_VAL}
-    if name in ("photos", "photos-val"):
-        paths = shared_photos()
-        if paths is None:
-            raise FileNotFoundError("the shared photos are not available (set CISR_PHOTOS to their folder)")
-        if name == "photos-val":
-            paths = split_photos(paths)[1]
-        return {p.stem: p for p in paths}
-    if not Path(name).is_dir():
-        raise FileNotFoundError(f"data folder not found: {name} (or use embedded, embedded-val, photos, photos-val)")
-    return name
-
-
-class _Data:
-    """Test triples of a test-set folder, or of clean images degraded on the fly."""
-
-    def __init__(self, data: PathLike | Sequence[Any] | Mapping[str, Any], max_side: int | None):
-        from cisr_lib.imageio import read_image
-        from cisr_lib.testset import MANIFEST, collect_sources
-
-        self.max_side = max_side
-        self.testset: Path | None = None
-        self.sources: dict[str, np.ndarray] = {}
-        if isinstance(data, (str, os.PathLike)) and (Path(data) / MANIFEST).is_file():
-            self.testset = Path(data)
-            self.description = f"test set {self.testset}"
-            return
-        for name, src in collect_sources(data).items():
-            img = src if isinstance(src, np.ndarray) else read_image(src)
-            if not (img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3):
-                raise ValueError(f"HR image {name} must be uint8 HxWx3 RGB, got {img.dtype} {img.shape}")
-            self.sources[name] = img
-        where = f"folder {data}" if isinstance(data, (str, os.PathLike)) else f"{len(self.sources)} images"
-        self.description = f"{where} degraded on the fly (z = C D x)"
-
-    def samples(self, scale: int, config: str) -> Iterator[TestSample]:
-        """(name, hr, lr, z) of every image for one scale and configuration (test sets: in name order)."""
-        from cisr_lib.degradations import degrade, parse_config
-        from cisr_lib.testset import TestSample, config_seed, load_test_set
-
-        if self.testset is not None:
-            for smp in load_test_set(self.testset, scale, config):
-                yield smp if self.max_side is None else _crop_triple(smp, self.max_side, scale)
-            return
-        from cisr_lib.data import centre_crop
-
-        codec, quality = parse_config(config)
-        for name, img in self.sources.items():
-            if self.max_side is not None:
-                img = centre_crop(img, self.max_side, scale)
-            rng = np.random.default_rng(config_seed(name, scale, config))  # the test-set builder's seed
-            d = degrade(img, scale, codec, quality, rng=rng)  # (5) z = C D x
-            yield TestSample(name, d.hr, d.lr, d.z)
-
-
-def _input_hash(smp: TestSample) -> str:
-    """SHA-256 (16 hex digits) of the shapes and pixels of a sample's HR and z images."""
-    h = hashlib.sha256()
-    for a in (smp.hr, smp.z):
-        h.update(f"{a.shape}|".encode())
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()[:16]
 
 
 # Running a method.
@@ -263,54 +162,6 @@ def _metrics(smp: TestSample, ys: list[np.ndarray], xs: list[np.ndarray], scale:
             "steps_psnr": [psnr(y, smp.lr, 0) for y in ys],
         }
     return rec
-
-
-# The cache.
-
-
-class _Cache:
-    """Per-image records in a JSON-lines file; a torn last line (a killed writer) is ignored."""
-
-    KEY = ("method", "scale", "config", "image", "input")
-
-    def __init__(self, path: Path | None):
-        self.path = path
-        self.records: dict[tuple, dict] = {}
-        self._torn = False
-        if path is None or not path.exists():
-            return
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            if f.tell() > 0:
-                f.seek(-1, os.SEEK_END)
-                self._torn = f.read(1) != b"\n"  # a killed writer left half a line: start a new one
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and all(k in rec for k in self.KEY):
-                self.records[self.key(rec)] = rec
-
-    @classmethod
-    def key(cls, rec: Mapping[str, Any]) -> tuple:
-        return tuple(rec[k] for k in cls.KEY)
-
-    def get(self, key: tuple, with_ifc: bool) -> dict | None:
-        rec = self.records.get(key)
-        if rec is None or (with_ifc and "ifc" not in rec):
-            return None
-        return rec
-
-    def put(self, rec: dict) -> None:
-        self.records[self.key(rec)] = rec
-        if self.path is None:
-            return
-        with open(self.path, "a") as f:
-            f.write(("\n" if self._torn else "") + json.dumps(rec) + "\n")
-            self._torn = False
-            f.flush()
-            os.fsync(f.fileno())
 
 
 # Averages.
@@ -419,7 +270,7 @@ def evaluate(
     import torch
 
     from cisr_lib.degradations import check_scale
-    from cisr_lib.imageio import atomic_write_bytes
+    from cisr_lib.imagewrite import atomic_write_bytes
     from cisr_lib.device import select_device
 
     scales = [check_scale(s) for s in scales]
@@ -443,8 +294,8 @@ def evaluate(
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    cache = _Cache(out / CACHE_FILE if out is not None else None)
-    source = _Data(data, max_side)
+    cache = EvalCache(out / CACHE_FILE if out is not None else None)
+    source = EvalData(data, max_side)
     model_method = not (isinstance(method, str) and method == BICUBIC)
     prec = resolve_precision(precision, dev) if model_method else "fp32"  # bicubic is numpy float64
     ids = {s: method_id(method, s, window, prec) for s in scales}
@@ -461,7 +312,7 @@ def evaluate(
         for cfg in cfgs:
             cfg_records, computed = [], 0
             for smp in source.samples(s, cfg):
-                key = (ids[s], s, cfg, smp.name, _input_hash(smp))
+                key = (ids[s], s, cfg, smp.name, input_hash(smp))
                 rec = cache.get(key, with_ifc)
                 if rec is None:
                     if not loaded:
@@ -470,7 +321,7 @@ def evaluate(
                     try:
                         ys, xs = _run(model, smp.z, s, dev, prec)
                         seconds = time.perf_counter() - t0
-                        rec = dict(zip(_Cache.KEY, key))
+                        rec = dict(zip(EvalCache.KEY, key))
                         rec.update(hr_shape=list(smp.hr.shape[:2]), seconds=round(seconds, 4))
                         rec.update(_metrics(smp, ys, xs, s, model is not None, with_ifc))
                     except ValueError as exc:  # too small an image, a compressed image of the wrong size

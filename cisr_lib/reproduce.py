@@ -46,7 +46,7 @@ def bicubic_baseline(scale: int = 2) -> list[tuple[str, float, float]]:
     Returns:
         ``[(config_name, mean_psnr_y, mean_ssim_y), ...]`` in ``PAPER_CONFIGS`` order.
     """
-    from cisr_lib.data import embedded_images
+    from cisr_lib.photos import embedded_images
     from cisr_lib.degradations import PAPER_CONFIGS
     from cisr_lib.evaluate import evaluate
 

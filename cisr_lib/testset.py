@@ -44,15 +44,8 @@ from cisr_lib.degradations import (
     modcrop,
     parse_config,
 )
-from cisr_lib.imageio import (
-    TMP_NAME,
-    ImageSource,
-    PathLike,
-    atomic_write_bytes,
-    ImageStore,
-    encode_image,
-    read_image,
-)
+from cisr_lib.imageio import ImageSource, ImageStore, PathLike, read_image
+from cisr_lib.imagewrite import TMP_NAME, atomic_write_bytes, encode_image
 from cisr_lib.files import sha256_file  # noqa: F401  (also part of this module's API)
 from cisr_lib.messages import one_line
 

@@ -19,7 +19,14 @@ from cisr_lib.imageio import ImageReadError, read_image, write_image
 from synthetic import rgb_noise, save_pil, smooth  # tests/synthetic.py
 
 
-# Embedded and shared photos.
+# Embedded and shared photos (cisr_lib/photos.py, re-exported by cisr_lib.data).
+
+
+def test_the_photo_sources_are_re_exported_unchanged():
+    from cisr_lib import data, photos
+
+    for name in photos.__all__:
+        assert getattr(data, name) is getattr(photos, name), name
 
 
 def test_embedded_images():

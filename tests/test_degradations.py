@@ -352,6 +352,15 @@ def _cv2_roundtrip(rgb: np.ndarray, ext: str, params: list[int]) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]  # BGR -> RGB
 
 
+def test_codecs_live_in_compression_and_are_re_exported():
+    """The registry is one object: a codec registered through either module is seen by both."""
+    from cisr_lib import compression, degradations
+
+    for name in ("CODECS", "Codec", "register_codec", "compress", "compress_with_bitstream", "decode_bitstream"):
+        assert getattr(degradations, name) is getattr(compression, name), name
+    assert {"jpeg", "webp"} <= set(compression.CODECS)
+
+
 def test_paper_configs_and_names():
     names = [config_name(c, q) for c, q in PAPER_CONFIGS]
     assert names == ["jpeg10", "jpeg20", "jpeg30", "jpeg40", "jpeg50", "webp5", "webp10", "webp20", "webp30", "webp40"]

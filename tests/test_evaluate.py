@@ -223,10 +223,11 @@ def test_test_set_folder_gives_the_same_numbers_as_on_the_fly(tmp_path, images):
 
 
 def test_max_side_is_the_trainers_validation_crop(images):
+    from cisr_lib.eval_data import EvalData
     from cisr_lib.train import Validator
 
     val = Validator(images, 2, [("jpeg", 10)], crop=41)
-    data = E._Data(images, max_side=41)
+    data = EvalData(images, max_side=41)
     for (name, _cfg, z, hr, _bic), smp in zip(val.items, data.samples(2, "jpeg10")):
         assert name == smp.name and np.array_equal(z, smp.z) and np.array_equal(hr, smp.hr)
         assert hr.shape[:2] == (40, 40)

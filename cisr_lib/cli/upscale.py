@@ -134,7 +134,7 @@ def _write(path: Path, img: np.ndarray, overwrite: bool) -> list[str]:
     """Write an upscale() result; alpha goes to PNG/WebP/TIFF, other formats drop it (a warning)."""
     from PIL import Image
 
-    from cisr_lib.imageio import WRITE_EXTENSIONS, atomic_write_bytes, write_image
+    from cisr_lib.imagewrite import WRITE_EXTENSIONS, atomic_write_bytes, write_image
 
     fmt = WRITE_EXTENSIONS[path.suffix.lower()]
     if img.shape[2] in (1, 3):
