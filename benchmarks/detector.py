@@ -109,6 +109,8 @@ def crops(photos, n_per_photo: int, sides, configs, seed: int, min_confidence: f
 
     axes = {(c, s): [] for c in map(_name, configs) for s in sides}
     both = {(c, s): [] for c in map(_name, configs) for s in sides}
+    right = {(c, s): [] for c in map(_name, configs) for s in sides}  # per accepted axis: the codec's own grid?
+    coded = {_name(c): c is not None for c in configs}  # the clean image has no grid to find
     for path in photos:
         hr = read_image(path)
         images = {_name(c): _image(hr, c) for c in configs}
@@ -123,12 +125,25 @@ def crops(photos, n_per_photo: int, sides, configs, seed: int, min_confidence: f
                 col, row = ph.col_conf >= min_confidence, ph.row_conf >= min_confidence
                 axes[name, side].append(torch.cat([col, row]))
                 both[name, side].append(col & row)
+                if coded[name]:  # the codec's 8x8 grid starts at the LR origin: in a crop at (t, l), at -l mod 8
+                    ok_col = (ph.col == torch.as_tensor(-lefts % 8)) & (ph.col_period == 8)
+                    ok_row = (ph.row == torch.as_tensor(-tops % 8)) & (ph.row_period == 8)
+                    right[name, side].append(torch.cat([ok_col, ok_row])[torch.cat([col, row])])
     rows = [{"config": name, "side": side, "n": int(torch.cat(both[name, side]).numel()),
              "axes_accepted": float(torch.cat(axes[name, side]).double().mean()),
-             "crops_accepted": float(torch.cat(both[name, side]).double().mean())}
+             "crops_accepted": float(torch.cat(both[name, side]).double().mean()),
+             "accepted_right": _share(right[name, side]) if coded[name] else None}
             for name, side in axes]
     return {"photos": f"{photos[0].stem}-{photos[-1].stem}", "n_photos": len(photos), "per_photo": n_per_photo,
             "seed": seed, "rows": rows}
+
+
+def _share(parts) -> float | None:
+    """The share of True in a list of bool tensors; None when they hold nothing (no axis accepted)."""
+    import torch
+
+    flat = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.bool)
+    return float(flat.double().mean()) if flat.numel() else None
 
 
 def measure(small: bool = False, seed: int = 0, photos_root: str | None = None) -> dict:
@@ -194,13 +209,16 @@ def render(res: dict) -> str:
         f"and cropped at {crop['per_photo']} uniformly random LR positions per photo and side (any grid phase; "
         f"numpy generator seeded by ({crop['seed']}, photo number)), the same positions for every image: "
         f"{crop['n_photos'] * crop['per_photo']} crops per row and side. Share of crop axes (rows and columns "
-        "counted apart, as the detector gates them) and of crops (both axes) whose grid is accepted.", "",
-        "| image | " + " | ".join(f"{s}x{s}: axes | {s}x{s}: crops" for s in sides) + " |",
-        "|---|" + "---|---|" * len(sides)]
+        "counted apart, as the detector gates them) and of crops (both axes) whose grid is accepted, and of the "
+        "accepted axes of a compressed crop, the share whose estimated grid is the codec's own (period 8, phase "
+        "-left mod 8 for columns, -top mod 8 for rows: JPEG's blocks start at the LR origin).", "",
+        "| image | " + " | ".join(f"{s}x{s}: axes | {s}x{s}: crops | {s}x{s}: right grid" for s in sides) + " |",
+        "|---|" + "---|---|---|" * len(sides)]
     by = {(r["config"], r["side"]): r for r in crop["rows"]}
+    right = lambda r: "-" if r.get("accepted_right") is None else _pct(r["accepted_right"])  # noqa: E731
     for name in dict.fromkeys(r["config"] for r in crop["rows"]):
-        cells = " | ".join(f"{_pct(by[name, s]['axes_accepted'])} | {_pct(by[name, s]['crops_accepted'])}"
-                           for s in sides)
+        cells = " | ".join(f"{_pct(by[name, s]['axes_accepted'])} | {_pct(by[name, s]['crops_accepted'])} "
+                           f"| {right(by[name, s])}" for s in sides)
         lines.append(f"| {name} | {cells} |")
     return "\n".join(lines)
 
