@@ -166,16 +166,18 @@ ablations: $(STAMP)
 	$(BIN)/python -m cisr_lib.ablations --out $(ABL_RUNS) --steps $(ABL_STEPS) --export \
 		$(if $(ABL_RESUME),--resume-from $(ABL_RESUME),)
 
-# The five frameworks alone (seeds 0-2, no Table III rows) at four times the shipped study's steps, every
-# other setting the same: the README's "ablations-longer" block sets it beside the shipped study. It takes
-# several hours of one thread on the 2-core CPU (a PSI run takes about three times as long as a cascade run), too long for
-# one sitting: it continues from its export (results only, cisr_lib/weights/ablations_4800/), which
-# each call refreshes with the runs finished so far; `make docs` then re-renders the block.
+# The whole study (the four trained frameworks, seeds 0-2, and the ten Table III rows, seed 0) at four times the
+# shipped study's steps, every other setting the same: the README's "ablations-longer" block sets it beside
+# the shipped study. It takes about ten hours of one thread on the 2-core CPU (a PSI-type run, which every
+# Table III row is, takes about 35 minutes, three times a cascade run), too long for one sitting: it
+# continues from its export (results only, cisr_lib/weights/ablations_4800/), which each call refreshes
+# with the runs finished so far; `make docs` then re-renders the block. The frameworks came first (the
+# tenth session ran them as `--group frameworks`); the Table III rows follow in the order of runs().
 LONG_DIR ?= cisr_lib/weights/ablations_4800
 LONG_RUNS ?= runs/ablations_4800
 
 ablations-longer: $(STAMP)
-	$(BIN)/python -m cisr_lib.ablations --out $(LONG_RUNS) --steps 4800 --group frameworks --export \
+	$(BIN)/python -m cisr_lib.ablations --out $(LONG_RUNS) --steps 4800 --export \
 		--export-dir $(LONG_DIR) --results-only $(if $(wildcard $(LONG_DIR)/results.json),--resume-from $(LONG_DIR),)
 
 clean-venv:

@@ -19,7 +19,7 @@ docs/model.md from that file (``tests/test_benchmark_blocks.py`` checks that the
 
 Usage (from the repository root)::
 
-    python benchmarks/detector.py --docs          # measure (about 10 s on one thread), write the block
+    python benchmarks/detector.py --docs          # measure (under a minute on one thread), write the block
     python benchmarks/detector.py --render --docs # only re-render from the saved JSON
 """
 
@@ -99,7 +99,9 @@ def whole_image(config, hr, min_confidence: float) -> dict:
 
 def crops(photos, n_per_photo: int, sides, configs, seed: int, min_confidence: float) -> dict:
     """Grid acceptance on crops: per configuration and side, the fraction of crop axes (rows and
-    columns counted apart, as the detector gates them) and of crops (both axes) accepted."""
+    columns counted apart, as the detector gates them) and of crops (both axes) accepted, and
+    ``accepted_right``: of the accepted axes of a compressed crop, the share whose estimated grid is the
+    codec's own (period 8, phase -left / -top mod 8); None for the clean image (it has no grid)."""
     import numpy as np
     import torch
 

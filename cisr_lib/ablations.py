@@ -19,9 +19,10 @@ A finished run is not trained again: re-running the command resumes where it sto
 for one sitting can be exported with the runs it has (``--export --export-dir DIR``: refreshed after every
 finished run), committed, and continued on another machine with ``--resume-from DIR``.
 
-``--group frameworks`` trains the five frameworks alone; ``make ablations-longer`` uses it at
-:data:`LONGER_STEPS` (four times the shipped steps) and exports the results only (``--results-only``) to
-the folder of :data:`LONGER`, which the README's "ablations-longer" block sets beside the shipped study.
+``--group frameworks`` (or ``table_iii``) trains one kind of run alone. ``make ablations-longer`` runs the
+whole study at :data:`LONGER_STEPS` (four times the shipped steps) over several sittings and exports the
+results only (``--results-only``) to the folder of :data:`LONGER`, which the README's "ablations-longer"
+block sets beside the shipped study.
 
 Derived in notebooks/11_ablations.ipynb
 """
@@ -88,7 +89,7 @@ def runs() -> list[dict[str, Any]]:
 
 def data_names(budget: Budget) -> tuple[str, str]:
     """(training data, evaluation data) names, falling back to the embedded photos."""
-    from cisr_lib.data import shared_photos
+    from cisr_lib.photos import shared_photos
 
     data = "embedded" if budget.data == "photos" and shared_photos() is None else budget.data
     if data not in ("photos", "embedded"):
@@ -279,8 +280,8 @@ def weights_path(name: str, dest: Path = EXPORT_DIR) -> Path:
 TAG = "ablations"  # README.md's block: <!-- ablations:start --> ... <!-- ablations:end -->
 BUDGETS_TAG = "ablations-budgets"  # README.md: the earlier study beside the shipped one
 EARLIER = WEIGHTS_DIR / "ablations_300" / "results.json"  # the study before this one (results only)
-LONGER_TAG = "ablations-longer"  # README.md: the shipped study beside the frameworks at 4x its steps
-LONGER_STEPS = 4 * Budget.steps  # `make ablations-longer`: the five frameworks only
+LONGER_TAG = "ablations-longer"  # README.md: the shipped study beside the whole study at 4x its steps
+LONGER_STEPS = 4 * Budget.steps  # `make ablations-longer`: the whole study, over several sittings
 LONGER = WEIGHTS_DIR / f"ablations_{LONGER_STEPS}" / "results.json"  # its export (results only)
 
 

@@ -125,12 +125,14 @@ def check_rgb_uint8(img: np.ndarray, what: str = "img") -> None:
 
 
 def get_codec(codec: str) -> Codec:
+    """The registered :class:`Codec` called ``codec``; ValueError naming the registered ones otherwise."""
     if not isinstance(codec, str) or codec not in CODECS:
         raise ValueError(f"unknown codec {codec!r}; registered codecs: {', '.join(sorted(CODECS))}")
     return CODECS[codec]
 
 
 def check_quality(c: Codec, quality: int) -> int:
+    """``quality`` as an int when it is an integer inside ``c.quality_range``; ValueError otherwise."""
     lo, hi = c.quality_range
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not lo <= quality <= hi:
         raise ValueError(f"{c.name} quality must be an integer in [{lo}, {hi}], got {quality!r}")

@@ -54,20 +54,16 @@ from cisr_lib.imageio import (
     read_image_info,
     write_image,
 )
-from cisr_lib import imageio as _imageio, testset as _testset
+from cisr_lib import imageio as _imageio, photos as _photos, testset as _testset
 from cisr_lib.photos import EMBEDDED_NAMES, EMBEDDED_VAL, embedded_images, shared_photos, split_photos
 from cisr_lib.testset import MANIFEST, BuildReport, TestSample, TestSetError, build_test_set, load_test_set
 
-__all__ = [  # this module's names, then the re-exported public names of imageio and testset
-    "EMBEDDED_NAMES",
-    "EMBEDDED_VAL",
-    "embedded_images",
-    "shared_photos",
-    "split_photos",
+__all__ = [  # this module's names, then the re-exported public names of photos, imageio and testset
     "RESIZE_PAD",
     "PatchSample",
     "PairedPatchDataset",
     "PairedImageDataset",
+    *_photos.__all__,
     *_imageio.__all__,
     *_testset.__all__,
 ]

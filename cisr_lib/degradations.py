@@ -28,6 +28,7 @@ import numpy as np
 from cisr_lib.compression import (  # noqa: F401  (re-exported: C of eq. 2)
     CODECS,
     Codec,
+    CodecFn,
     compress,
     compress_with_bitstream,
     decode_bitstream,

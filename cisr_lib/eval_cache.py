@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+__all__ = ["EvalCache", "input_hash"]
+
 if TYPE_CHECKING:
     from cisr_lib.testset import TestSample
 

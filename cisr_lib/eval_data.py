@@ -28,6 +28,8 @@ import numpy as np
 
 from cisr_lib.methods import PathLike
 
+__all__ = ["EvalData", "crop_triple", "data_source"]
+
 if TYPE_CHECKING:
     from cisr_lib.testset import TestSample
 

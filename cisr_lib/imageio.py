@@ -39,6 +39,7 @@ import PIL
 from PIL import Image
 
 from cisr_lib.imagewrite import (  # noqa: F401 (the writing half, re-exported: one import for image I/O)
+    TMP_NAME,
     WRITE_EXTENSIONS,
     ImageSaveError,
     ImageWriteError,

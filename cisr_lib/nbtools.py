@@ -178,7 +178,8 @@ def long_answer(name: str, compute, run: bool, folder: str | os.PathLike | None 
 
 @command("python -m cisr_lib.nbtools")
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m cisr_lib.nbtools", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m cisr_lib.nbtools",
+                                 description="Execute, normalise, check and prepare the course notebooks.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("execute", help="execute notebooks in place with their defaults, then normalise")
     p.add_argument("paths", nargs="+")

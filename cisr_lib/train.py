@@ -44,9 +44,10 @@ from torch import nn
 
 from cisr_lib.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cisr_lib.convert import seed_everything
-from cisr_lib.photos import EMBEDDED_VAL  # noqa: F401  (held out when training on the embedded photos)
+from cisr_lib.photos import EMBEDDED_VAL  # noqa: F401  (re-exported: notebook 09 imports it from here)
 from cisr_lib.device import select_device  # noqa: F401  (part of this module's API before device.py)
-from cisr_lib.imageio import check_readable, check_writable
+from cisr_lib.imageio import check_readable
+from cisr_lib.imagewrite import check_writable
 from cisr_lib.models import build_model
 from cisr_lib.models.psi import unfolded_loss
 from cisr_lib.precision import autocast, describe, memory_format, resolve

@@ -20,6 +20,8 @@ from cisr_lib.degradations import PAPER_CONFIGS
 from cisr_lib.models.psi import LOSS_NORMS
 from cisr_lib.precision import PRECISIONS
 
+__all__ = ["PRESETS", "TrainConfig", "training_images"]
+
 # Presets. "paper" is Sec. IV-A; "cpu" was chosen by measurement on 2 CPU cores (see README:
 # Training); "ci" only checks that the machinery runs.
 PRESETS: dict[str, dict[str, Any]] = {

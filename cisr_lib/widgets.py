@@ -22,7 +22,7 @@ import numpy as np
 
 from cisr_lib import paper
 from cisr_lib.degradations import PAPER_CONFIGS, compress_with_bitstream, imresize, modcrop
-from cisr_lib.imageio import encode_image
+from cisr_lib.imagewrite import encode_image
 from cisr_lib.metrics import psnr
 from cisr_lib.models.combine import SKIP_MODES
 

@@ -55,7 +55,7 @@ def compact(src: Path, out: Path, side: int, val_side: int) -> int:
 
 @command("compact_photos")
 def main(argv: list[str] | None = None) -> int:
-    from cisr_lib.data import REPO_ROOT
+    from cisr_lib.photos import REPO_ROOT
 
     ap = argparse.ArgumentParser(prog="python -m data_prep.compact_photos", description=__doc__.splitlines()[0])
     ap.add_argument("--src", default=str(REPO_ROOT.parent / "shared" / "data" / "photos"))

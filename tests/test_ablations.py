@@ -149,7 +149,8 @@ def test_the_longer_study_is_the_make_target_at_four_times_the_steps():
 
     make = (Path(__file__).resolve().parent.parent / "Makefile").read_text()
     assert ab.LONGER_STEPS == 4 * ab.Budget().steps
-    assert f"--steps {ab.LONGER_STEPS} --group frameworks" in make
+    recipe = make.split("\nablations-longer:", 1)[1].split("\n\n", 1)[0]
+    assert f"--steps {ab.LONGER_STEPS} --export" in recipe and "--group" not in recipe  # the whole study
     assert f"LONG_DIR ?= cisr_lib/weights/ablations_{ab.LONGER_STEPS}" in make
     assert ab.LONGER.parent.name == f"ablations_{ab.LONGER_STEPS}"
 
@@ -245,6 +246,18 @@ def test_compare_budgets_puts_two_studies_side_by_side():
     assert "| framework | 10 steps: mean (std, seeds) | 40 steps: mean (std, seeds) | change |" in md
     assert "| psi | 27.320 (0.020, 3) | 27.410 (0.010, 3) | +0.090 |" in md
     assert "(0.070) | NOT resolved | -0.100 (0.020) | resolved |" in md  # cascade: resolved at the larger budget
+
+
+def test_compare_budgets_shows_the_table_iii_rows_the_larger_study_has_so_far():
+    """`make ablations-longer` adds Table III rows one sitting at a time: only those present at both budgets."""
+    fw = {"bicubic": [27.0], "psi": [27.30, 27.34, 27.32], "cascade": [27.29, 27.31, 27.36]}
+    old = _res(fw, t3=[("w/o I-CI", -0.10), ("w/o II-AI", +0.01)])
+    new = _res({"bicubic": [27.0], "psi": [27.40, 27.41, 27.42], "cascade": [27.30, 27.31, 27.32]},
+               t3=[("w/o I-CI", -0.05)])
+    new["budget"]["steps"] = 40
+    md = ab.compare_budgets(old, new)
+    assert "| w/o I-CI - PSI s0 | -0.100 (0.070) | resolved | -0.050 (0.020) | resolved |" in md
+    assert "w/o II-AI" not in md  # not trained at the larger budget yet
 
 
 def test_main_prints_a_table_iii_run_without_psi_seed_zero(study, monkeypatch, capsys):

@@ -356,7 +356,7 @@ def test_codecs_live_in_compression_and_are_re_exported():
     """The registry is one object: a codec registered through either module is seen by both."""
     from cisr_lib import compression, degradations
 
-    for name in ("CODECS", "Codec", "register_codec", "compress", "compress_with_bitstream", "decode_bitstream"):
+    for name in ("CODECS", "Codec", "CodecFn", "register_codec", "compress", "compress_with_bitstream", "decode_bitstream"):
         assert getattr(degradations, name) is getattr(compression, name), name
     assert {"jpeg", "webp"} <= set(compression.CODECS)
 

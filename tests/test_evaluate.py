@@ -301,3 +301,9 @@ def test_a_too_small_image_is_named_with_its_scale_and_config(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert "image tiny, x2 jpeg10 (HR 2x2" in err[0] and "crop_border" in err[0]
+
+
+def test_moved_names_are_re_exported_unchanged():
+    from cisr_lib import eval_data
+
+    assert E.data_source is eval_data.data_source

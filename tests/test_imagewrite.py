@@ -17,8 +17,7 @@ from synthetic import rgb_noise, smooth  # tests/synthetic.py
 
 def test_imageio_reexports_the_writing_names_unchanged():
     """``from cisr_lib.imageio import write_image`` (the notebooks' one import for image I/O) is this module's."""
-    for name in ("ImageWriteError", "ImageSaveError", "WRITE_EXTENSIONS", "encode_image", "write_image",
-                 "check_writable", "atomic_write_bytes"):
+    for name in W.__all__:
         assert getattr(imageio, name) is getattr(W, name), name
     assert set(W.__all__) - {"TMP_NAME", "atomic_write_bytes"} <= set(imageio.__all__)
 

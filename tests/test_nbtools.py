@@ -173,3 +173,10 @@ def test_notebooks_with_gpu_parameters_apply_them_after_setup():
         assert nbtools.declared_parameters(path).get("GPU_PARAMETERS") == "True", stem
         src = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
         assert f'gpu_parameters("{stem}", device, GPU_PARAMETERS)' in src, stem
+
+
+def test_the_notebook_machinery_lives_in_nbrun_and_is_re_exported():
+    from cisr_lib import nbrun
+
+    for name in nbrun.__all__:
+        assert getattr(nbtools, name) is getattr(nbrun, name), name

@@ -345,3 +345,11 @@ def test_ema_validates_and_saves_the_exponential_average(tmp_path):
     key = next(k for k in best if best[k].is_floating_point() and best[k].numel() > 10)
     assert torch.allclose(best[key], avg[key], atol=1e-6)
     assert not torch.equal(best[key], last[key])  # the average, not the last step
+
+
+def test_the_configuration_lives_in_train_config_and_is_re_exported():
+    import cisr_lib.train as tr
+    from cisr_lib import train_config
+
+    for name in ("TrainConfig", "PRESETS", "training_images"):
+        assert getattr(tr, name) is getattr(train_config, name), name

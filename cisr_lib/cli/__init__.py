@@ -21,7 +21,8 @@ from cisr_lib.precision import PRECISIONS  # no torch import: `cisr --help` stay
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from cisr_lib.checkpoint import CheckpointError
-    from cisr_lib.imageio import ImageReadError, ImageWriteError
+    from cisr_lib.imageio import ImageReadError
+    from cisr_lib.imagewrite import ImageWriteError
 
     return (ImageReadError, ImageWriteError, CheckpointError, OSError, ValueError)  # OSError: paths, permissions
 
@@ -59,7 +60,8 @@ def parse_overrides(items: list[str]) -> dict:
 
 def _cmd_degrade(args: argparse.Namespace) -> int:
     from cisr_lib.degradations import CODECS, compress_with_bitstream, config_name, imresize, modcrop
-    from cisr_lib.imageio import read_image, write_image
+    from cisr_lib.imageio import read_image
+    from cisr_lib.imagewrite import write_image
 
     img = read_image(args.input)
     if min(img.shape[:2]) < args.scale:

@@ -55,7 +55,7 @@ def add_upscale_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _output_suffix(ext: str | None) -> str:
-    from cisr_lib.imageio import WRITE_EXTENSIONS
+    from cisr_lib.imagewrite import WRITE_EXTENSIONS
 
     suffix = ".png" if ext is None else (ext if ext.startswith(".") else "." + ext).lower()
     if suffix not in WRITE_EXTENSIONS:
@@ -65,7 +65,8 @@ def _output_suffix(ext: str | None) -> str:
 
 def _jobs(src: Path, dst: Path, ext: str | None) -> list[tuple[Path, Path]]:
     """(input, output) pairs of a run, checked before any work: names, formats, collisions."""
-    from cisr_lib.imageio import ImageReadError, WRITE_EXTENSIONS
+    from cisr_lib.imageio import ImageReadError
+    from cisr_lib.imagewrite import WRITE_EXTENSIONS
 
     if src.is_dir():
         if dst.exists() and not dst.is_dir():
@@ -102,7 +103,7 @@ def _same_file(a: Path, b: Path) -> bool:
 def _check_outputs(jobs: list[tuple[Path, Path]], overwrite: bool) -> None:
     """Before any computing: no output replaces its input (even with --overwrite), no output
     exists unless ``overwrite``, and every output folder accepts a new file."""
-    from cisr_lib.imageio import check_writable
+    from cisr_lib.imagewrite import check_writable
 
     for src, dst in jobs:
         if _same_file(src, dst):
