@@ -43,6 +43,17 @@ def test_compact_copy_is_lossless_and_cropped_as_the_validator_crops(tmp_path):
     assert size == sum(p.stat().st_size for p in (tmp_path / "c").rglob("*.webp"))
 
 
+def test_compact_command_line_writes_the_copy(tmp_path, capsys):
+    """The command scripts/gpu_train.sh and the README run (its defaults are resolved before any work)."""
+    from data_prep.compact_photos import main
+
+    src = _photos(tmp_path / "photos", ["001", "041"], size=(200, 150))
+    assert main(["--src", str(src), "--out", str(tmp_path / "c"), "--side", "64"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert sorted(p.relative_to(tmp_path / "c").as_posix() for p in (tmp_path / "c").rglob("*.webp")) == [
+        "train/001.webp", "val/041.webp"]
+
+
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_gpu_script_runs_end_to_end_on_the_cpu(tmp_path):
     data = tmp_path / "data"
