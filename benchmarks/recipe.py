@@ -137,12 +137,13 @@ def render(res: dict, figure: bool = True) -> str:
 
 
 def _table(curves: dict, stopped_by: dict) -> str:
-    rows = ["| arm | change | steps | validations | gain at the end (dB) | best gain (dB) | how it ended |",
+    rows = ["| arm | change | steps | validations: gain at each (dB) | gain at the end (dB) | best gain (dB) | how it ended |",
             "|---|---|---|---|---|---|---|"]
     for arm, pts in curves.items():
         stopped = stopped_by.get(arm)
         ended = "time budget" if stopped is None else stopped.replace("cisr train: error: ", "").split(". ")[0]
-        rows.append(f"| {arm} | {CHANGES[arm]} | {pts[-1][1]:,} | {len(pts)} | "
+        gains = ", ".join(f"{p[2]:+.3f}" for p in pts)
+        rows.append(f"| {arm} | {CHANGES[arm]} | {pts[-1][1]:,} | {len(pts)}: {gains} | "
                     f"{pts[-1][2]:+.3f} | {max(p[2] for p in pts):+.3f} | {ended} |")
     return "\n".join(rows)
 
