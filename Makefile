@@ -173,12 +173,18 @@ ablations: $(STAMP)
 # continues from its export (results only, cisr_lib/weights/ablations_4800/), which each call refreshes
 # with the runs finished so far; `make docs` then re-renders the block. The frameworks came first (the
 # tenth session ran them as `--group frameworks`); the Table III rows follow in the order of runs().
+# Two processes of one thread each (2 cores: twice the rate) train different runs into their own folders
+# and merge into the one export (--merge, under a lock), e.g. side by side:
+#   make ablations-longer LONG_ONLY="no_rem_aux no_nonlocal traditional_nonlocal"
+#   make ablations-longer LONG_ONLY="skip_none skip_z" LONG_RUNS=runs/ablations_4800_b
 LONG_DIR ?= cisr_lib/weights/ablations_4800
 LONG_RUNS ?= runs/ablations_4800
+LONG_ONLY ?=
 
 ablations-longer: $(STAMP)
 	$(BIN)/python -m cisr_lib.ablations --out $(LONG_RUNS) --steps 4800 --export \
-		--export-dir $(LONG_DIR) --results-only $(if $(wildcard $(LONG_DIR)/results.json),--resume-from $(LONG_DIR),)
+		--export-dir $(LONG_DIR) --results-only --merge $(if $(LONG_ONLY),--only $(LONG_ONLY),) \
+		$(if $(wildcard $(LONG_DIR)/results.json),--resume-from $(LONG_DIR),)
 
 clean-venv:
 	rm -rf $(VENV)

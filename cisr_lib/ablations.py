@@ -22,7 +22,8 @@ finished run), committed, and continued on another machine with ``--resume-from 
 ``--group frameworks`` (or ``table_iii``) trains one kind of run alone. ``make ablations-longer`` runs the
 whole study at :data:`LONGER_STEPS` (four times the shipped steps) over several sittings and exports the
 results only (``--results-only``) to the folder of :data:`LONGER`, which the README's "ablations-longer"
-block sets beside the shipped study.
+block sets beside the shipped study; with ``--merge`` the export keeps the runs other processes exported
+there, so processes (or machines) given different ``--only`` runs share it.
 
 Derived in notebooks/11_ablations.ipynb
 """
@@ -214,12 +215,20 @@ def study(budget: Budget, out: Path, only: list[str] | None = None, progress: bo
     return result if result is not None else write()
 
 
-def export(out: Path, dest: Path = EXPORT_DIR, weights: bool = True) -> list[Path]:
+def export(out: Path, dest: Path = EXPORT_DIR, weights: bool = True, merge: bool = False) -> list[Path]:
     """Copy results.json and (unless ``weights`` is False) the seed-0 weights of ``out`` to ``dest``
-    (what the notebooks read)."""
+    (what the notebooks read).
+
+    ``merge=True`` keeps the runs already exported to ``dest`` that ``out`` does not hold (same budget
+    only, under a lock): two processes, or machines, that train different runs (``--only``) of one study
+    into their own ``out`` folders then build one export between them.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     written = [dest / "results.json"]
-    shutil.copyfile(out / "results.json", written[0])
+    if merge:
+        _merge_results(out / "results.json", written[0])
+    else:
+        shutil.copyfile(out / "results.json", written[0])
     for spec in runs() if weights else ():
         src = out / spec["name"] / "weights.pt"
         if spec["seed"] == 0 and src.exists():
@@ -227,6 +236,28 @@ def export(out: Path, dest: Path = EXPORT_DIR, weights: bool = True) -> list[Pat
             shutil.copyfile(src, dest / f"{name}.pt")
             written.append(dest / f"{name}.pt")
     return written
+
+
+def _merge_results(mine_path: Path, dest: Path) -> None:
+    """Write ``mine_path``'s results to ``dest`` with the runs only ``dest`` holds added (see :func:`export`)."""
+    import fcntl
+    import hashlib
+    import tempfile
+
+    key = hashlib.sha1(str(dest.resolve()).encode()).hexdigest()[:12]  # the lock lives outside the (committed) export
+    with open(Path(tempfile.gettempdir()) / f"cisr_ablations_{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one read-merge-write at a time
+        mine = load_results(mine_path)
+        if dest.is_file():
+            theirs = load_results(dest)
+            if json.dumps(theirs["budget"], sort_keys=True) != json.dumps(mine["budget"], sort_keys=True):
+                raise ValueError(f"{dest}: the exported study has another budget; export elsewhere or without merging")
+            names = {r["name"] for r in mine["records"]}
+            rank = {spec["name"]: i for i, spec in enumerate(runs())}
+            extra = sorted((r for r in theirs["records"] if r["name"] not in names), key=lambda r: rank[r["name"]])
+            records = [mine["records"][0], *sorted(mine["records"][1:] + extra, key=lambda r: rank[r["name"]])]
+            mine = {**mine, "records": records, "summary": summary(records)}
+        atomic_write(dest, json.dumps(mine, indent=1))
 
 
 def resume_from(exported: Path, budget: Budget, out: Path) -> list[str]:
@@ -314,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--group", choices=GROUPS, help="only the runs of this group")
     ap.add_argument("--export", action="store_true", help="copy results and seed-0 weights to --export-dir")
     ap.add_argument("--results-only", action="store_true", help="--export copies results.json, not the weights")
+    ap.add_argument("--merge", action="store_true", help="--export keeps the runs already in --export-dir's results.json "
+                    "(same budget): processes training different --only runs share one export")
     ap.add_argument("--export-dir", default=str(EXPORT_DIR), help="where --export copies to (default: %(default)s, "
                     "the study the notebooks read)")
     ap.add_argument("--resume-from", help="an exported study of the same budget: its runs count as finished")
@@ -327,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume_from:
         taken = resume_from(Path(args.resume_from), budget, Path(args.out))
         print(f"{len(taken)} run(s) taken over from {args.resume_from}")
-    refresh = (lambda: export(Path(args.out), Path(args.export_dir), weights=not args.results_only)) \
+    refresh = (lambda: export(Path(args.out), Path(args.export_dir), weights=not args.results_only, merge=args.merge)) \
         if args.export else None  # after every finished run: a sitting cut short keeps its export
     res = study(budget, Path(args.out), args.only, progress=not args.quiet, group=args.group, after_each=refresh)
     if args.readme:

@@ -151,6 +151,7 @@ def test_the_longer_study_is_the_make_target_at_four_times_the_steps():
     assert ab.LONGER_STEPS == 4 * ab.Budget().steps
     recipe = make.split("\nablations-longer:", 1)[1].split("\n\n", 1)[0]
     assert f"--steps {ab.LONGER_STEPS} --export" in recipe and "--group" not in recipe  # the whole study
+    assert "--merge" in recipe  # processes side by side (LONG_ONLY) share the export
     assert f"LONG_DIR ?= cisr_lib/weights/ablations_{ab.LONGER_STEPS}" in make
     assert ab.LONGER.parent.name == f"ablations_{ab.LONGER_STEPS}"
 
@@ -176,6 +177,32 @@ def test_a_group_runs_alone_and_exports_its_results_without_weights(study, monke
     assert again["summary"] == fw["summary"] and len(calls) == 3
     with pytest.raises(ValueError, match="group must be"):
         ab.study(TINY, out, group="nonsense", progress=False)
+
+
+def test_two_processes_with_their_own_runs_build_one_merged_export(study, monkeypatch, tmp_path):
+    """make ablations-longer LONG_ONLY=... twice, side by side: each exports with --merge into one folder."""
+    import shutil
+
+    import cisr_lib.train as tr
+
+    out, res = study
+    monkeypatch.setattr(tr, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    parts = {"a": ["psi_s0", "psi_s1", "plain_s0"], "b": ["no_rem_aux"]}
+    dest = tmp_path / "export"
+    for key, names in parts.items():
+        for n in names:
+            shutil.copytree(out / n, tmp_path / key / n)
+        ab.study(TINY, tmp_path / key, only=names, progress=False,
+                 after_each=lambda key=key: ab.export(tmp_path / key, dest, weights=False, merge=True))
+        assert {r["name"] for r in ab.load_results(tmp_path / key / "results.json")["records"]} == {"bicubic", *names}
+    merged = ab.load_results(dest / "results.json")
+    assert [r["name"] for r in merged["records"]] == [r["name"] for r in res["records"]]  # runs() order, both parts
+    assert merged["summary"] == json.loads(json.dumps(res["summary"]))
+    (tmp_path / "c").mkdir()  # a study of another budget
+    (tmp_path / "c" / "results.json").write_text(json.dumps({**merged, "budget": {**merged["budget"], "steps": 99}}))
+    with pytest.raises(ValueError, match="another budget"):
+        ab.export(tmp_path / "c", dest, weights=False, merge=True)
+    assert ab.load_results(dest / "results.json") == merged  # left as it was
 
 
 def _plain(tmp_path):
