@@ -188,7 +188,6 @@ def study(budget: Budget, out: Path, only: list[str] | None = None, progress: bo
     out.mkdir(parents=True, exist_ok=True)
     # finished runs first, so that every results.json written below holds all of them; written in runs() order
     specs.sort(key=lambda spec: not (out / spec["name"] / "eval.json").exists())
-    rank = {spec["name"]: i for i, spec in enumerate(runs())}
     records = [bicubic_record(budget)]
     t0 = time.perf_counter()
     data, eval_name = data_names(budget)
@@ -201,7 +200,7 @@ def study(budget: Budget, out: Path, only: list[str] | None = None, progress: bo
                   "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type,
                   "hardware": f"{torch.get_num_threads()} torch thread(s), {platform.processor() or platform.machine()}",
                   "torch": torch.__version__, "wall_seconds_this_call": round(time.perf_counter() - t0, 1),
-                  "records": [records[0], *sorted(records[1:], key=lambda r: rank[r["name"]])],
+                  "records": _in_runs_order(records),
                   "summary": summary(records)}
         atomic_write(out / "results.json", json.dumps(result, indent=1))
         if after_each is not None:
@@ -238,6 +237,17 @@ def export(out: Path, dest: Path = EXPORT_DIR, weights: bool = True, merge: bool
     return written
 
 
+def _in_runs_order(records: list[dict]) -> list[dict]:
+    """bicubic first, then the trained runs in the order of :func:`runs`."""
+    rank = {"bicubic": -1, **{spec["name"]: i for i, spec in enumerate(runs())}}
+    return sorted(records, key=lambda r: rank[r["name"]])
+
+
+def _budget_diff(mine: dict, theirs: dict) -> list[str]:
+    """The budget fields of ``mine`` whose value ``theirs`` does not share."""
+    return sorted(k for k in mine if json.dumps(mine[k]) != json.dumps(theirs.get(k)))
+
+
 def _merge_results(mine_path: Path, dest: Path) -> None:
     """Write ``mine_path``'s results to ``dest`` with the runs only ``dest`` holds added (see :func:`export`)."""
     import fcntl
@@ -250,12 +260,12 @@ def _merge_results(mine_path: Path, dest: Path) -> None:
         mine = load_results(mine_path)
         if dest.is_file():
             theirs = load_results(dest)
-            if json.dumps(theirs["budget"], sort_keys=True) != json.dumps(mine["budget"], sort_keys=True):
-                raise ValueError(f"{dest}: the exported study has another budget; export elsewhere or without merging")
+            diff = _budget_diff(mine["budget"], theirs["budget"])
+            if diff:
+                raise ValueError(f"{dest}: the exported study has another budget ({', '.join(diff)} differ); "
+                                 "export elsewhere or without merging")
             names = {r["name"] for r in mine["records"]}
-            rank = {spec["name"]: i for i, spec in enumerate(runs())}
-            extra = sorted((r for r in theirs["records"] if r["name"] not in names), key=lambda r: rank[r["name"]])
-            records = [mine["records"][0], *sorted(mine["records"][1:] + extra, key=lambda r: rank[r["name"]])]
+            records = _in_runs_order(mine["records"] + [r for r in theirs["records"] if r["name"] not in names])
             mine = {**mine, "records": records, "summary": summary(records)}
         atomic_write(dest, json.dumps(mine, indent=1))
 
@@ -272,7 +282,7 @@ def resume_from(exported: Path, budget: Budget, out: Path) -> list[str]:
     res = load_results(Path(exported) / "results.json")
     mine = {**dataclasses.asdict(budget), "data": data_names(budget)[0]}
     theirs = {k: v for k, v in res["budget"].items() if k != "eval_data"}
-    diff = sorted(k for k in mine if json.dumps(mine[k]) != json.dumps(theirs.get(k)))
+    diff = _budget_diff(mine, theirs)
     if diff:
         raise ValueError(f"{exported}: the exported study has another budget ({', '.join(diff)} differ)")
     taken = []

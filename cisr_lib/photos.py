@@ -19,10 +19,12 @@ import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cisr_lib.imageio import PathLike
+if TYPE_CHECKING:  # annotations only: importing the photo list does not load OpenCV and Pillow
+    from cisr_lib.imageio import PathLike
 
 __all__ = ["EMBEDDED_NAMES", "EMBEDDED_VAL", "embedded_images", "shared_photos", "split_photos"]
 

@@ -6,6 +6,7 @@ import torch
 
 from cisr_lib import data as D
 from cisr_lib import imageio, testset
+from cisr_lib import photos as photo_sources  # "photos" is a fixture below
 from cisr_lib.data import (
     EMBEDDED_NAMES,
     PairedImageDataset,
@@ -20,13 +21,6 @@ from synthetic import rgb_noise, save_pil, smooth  # tests/synthetic.py
 
 
 # Embedded and shared photos (cisr_lib/photos.py, re-exported by cisr_lib.data).
-
-
-def test_the_photo_sources_are_re_exported_unchanged():
-    from cisr_lib import data, photos
-
-    for name in photos.__all__:
-        assert getattr(data, name) is getattr(photos, name), name
 
 
 def test_embedded_images():
@@ -286,9 +280,10 @@ def test_paired_image_dataset_is_degrade_after_modcrop():
 # Re-exports.
 
 
-def test_data_reexports_the_public_names_of_imageio_and_testset():
-    """``cisr_lib.data.read_image``, ``cisr_lib.data.build_test_set``, ... are the defining modules' objects."""
-    for module in (imageio, testset):
+def test_data_reexports_the_public_names_of_photos_imageio_and_testset():
+    """``cisr_lib.data.embedded_images``, ``cisr_lib.data.read_image``, ``cisr_lib.data.build_test_set``, ... are
+    the defining modules' objects."""
+    for module in (photo_sources, imageio, testset):
         for name in module.__all__:
             assert name in D.__all__
             assert getattr(D, name) is getattr(module, name), f"cisr_lib.data.{name} is a copy"
