@@ -49,6 +49,7 @@ from cisr_lib.imagewrite import (  # noqa: F401 (the writing half, re-exported: 
     write_image,
 )
 from cisr_lib.messages import one_line
+from cisr_lib.paths import PathLike
 
 __all__ = [
     "ImageReadError",
@@ -68,7 +69,6 @@ __all__ = [
     "ImageStore",
 ]
 
-PathLike = Union[str, os.PathLike]
 ImageSource = Union[np.ndarray, str, os.PathLike]
 
 

@@ -28,11 +28,10 @@ from PIL import Image
 
 from cisr_lib.files import WriteError, atomic_write, temp_name
 from cisr_lib.messages import one_line
+from cisr_lib.paths import PathLike
 
 __all__ = ["ImageWriteError", "ImageSaveError", "WRITE_EXTENSIONS", "TMP_NAME", "encode_image",
            "atomic_write_bytes", "check_writable", "write_image"]
-
-PathLike = str | os.PathLike
 
 
 class ImageWriteError(FileExistsError):

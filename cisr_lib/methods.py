@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
+
+from cisr_lib.paths import PathLike
 
 if TYPE_CHECKING:
     import torch
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
 BICUBIC = "bicubic"
 
-PathLike = Union[str, os.PathLike]
 ModelSpec = Union[PathLike, "nn.Module"]
 MethodSpec = Union[str, PathLike, "nn.Module", Mapping[int, ModelSpec]]
 

@@ -27,11 +27,12 @@ import time
 from pathlib import Path
 
 from cisr_lib.files import atomic_write
+from cisr_lib.paths import REPO_ROOT
 
 __all__ = ["REPO", "NOTEBOOKS", "KERNELSPEC", "notebooks", "normalise", "problems", "ipc_kernel", "execute", "write",
            "declared_parameters", "load_params", "params_for", "prepare"]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT  # the name the notebooks use (cisr_lib.nbtools.REPO)
 NOTEBOOKS = REPO / "notebooks"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 _CELL_META_DROP = ("execution", "papermill", "collapsed", "scrolled", "jupyter", "ExecuteTime")

@@ -19,16 +19,13 @@ import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # annotations only: importing the photo list does not load OpenCV and Pillow
-    from cisr_lib.imageio import PathLike
+from cisr_lib.paths import REPO_ROOT, PathLike
 
 __all__ = ["EMBEDDED_NAMES", "EMBEDDED_VAL", "embedded_images", "shared_photos", "split_photos"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 EMBEDDED_NAMES: tuple[str, ...] = (

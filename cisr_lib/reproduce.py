@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 
 from cisr_lib.files import atomic_write
+from cisr_lib.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 
 
 def record(key: str, value, notebook: str | None = None) -> None:
