@@ -2,7 +2,9 @@
 
 Pure functions of a study's ``results.json`` (:func:`cisr_lib.ablations.study` writes it): the markdown
 report of the README block, the verdicts of notebook 11's rule (:func:`differences`), and the comparison
-of two studies at different budgets (:func:`compare_budgets`). ``cisr_lib.ablations`` re-exports them.
+of two studies at different budgets (:func:`compare_budgets`), with the evidence for reading a seed-0
+Table III row against PSI seed 0 rather than PSI's seed mean (:func:`seed_pairing`,
+:func:`table_iii_vs_mean`). ``cisr_lib.ablations`` re-exports them.
 
 Derived in notebooks/11_ablations.ipynb
 """
@@ -57,9 +59,6 @@ def differences(res: dict[str, Any]) -> list[tuple[str, float, float | None, str
     def spread(v):
         return 0.0 if v == "bicubic" else ranges.get(v)
 
-    def verdict(d, noise):
-        return "seed spread unknown" if noise is None else ("resolved" if abs(d) > noise else "NOT resolved")
-
     out = []
     if "psi" in fw:
         for v in ("bicubic", *FRAMEWORKS):
@@ -67,11 +66,16 @@ def differences(res: dict[str, Any]) -> list[tuple[str, float, float | None, str
                 r_v, r_psi = spread(v), spread("psi")
                 noise = None if r_v is None or r_psi is None else max(r_v, r_psi)
                 d = fw[v]["mean"] - fw["psi"]["mean"]
-                out.append((f"{v} - PSI (means)", d, noise, verdict(d, noise)))
+                out.append((f"{v} - PSI (means)", d, noise, _verdict(d, noise)))
     for row in t3 if any(r["name"] == "psi_s0" for r in res["records"]) else []:
         noise = table_iii_noise(res)
-        out.append((f"{row['label']} - PSI s0", row["minus_ours"], noise, verdict(row["minus_ours"], noise)))
+        out.append((f"{row['label']} - PSI s0", row["minus_ours"], noise, _verdict(row["minus_ours"], noise)))
     return out
+
+
+def _verdict(d: float, noise: float | None) -> str:
+    """The rule of notebook 11, Sec. 5: resolved when the difference exceeds the noise yardstick."""
+    return "seed spread unknown" if noise is None else ("resolved" if abs(d) > noise else "NOT resolved")
 
 
 def seed_ranges(res: dict[str, Any]) -> dict[str, float]:
@@ -88,6 +92,48 @@ def table_iii_noise(res: dict[str, Any]) -> float | None:
     the noise; the largest is the conservative reading. None without a framework of two seeds.
     """
     return max(seed_ranges(res).values(), default=None)
+
+
+def seed_pairing(res: dict[str, Any]) -> dict[str, Any]:
+    """Does a seed's luck carry across variants? The case for comparing a seed-0 row with PSI seed 0.
+
+    A seed fixes the initial weights and the order of the training patches. If its luck were shared by
+    every variant, a difference taken seed by seed (variant seed s minus PSI seed s) would move less over
+    the seeds than either variant does. Returns ``best_seed`` (the highest-scoring seed of each framework
+    with two seeds or more) and ``paired``: for each trained framework other than PSI, over the seeds it
+    shares with PSI (two at least), ``range`` (max - min of its own PSNR-Y) and ``paired_range``
+    (max - min of its PSNR-Y minus PSI's, seed by seed).
+    """
+    by_seed: dict[str, dict[int, float]] = {}
+    for r in res["records"]:
+        if r.get("group") == "frameworks" and r.get("seed") is not None:
+            by_seed.setdefault(r["variant"], {})[r["seed"]] = r["psnr"]
+    psi = by_seed.get("psi", {})
+    paired = {}
+    for v in FRAMEWORKS:
+        common = sorted(set(by_seed.get(v, {})) & set(psi)) if v != "psi" else []
+        if len(common) > 1:
+            own = [by_seed[v][s] for s in common]
+            diff = [by_seed[v][s] - psi[s] for s in common]
+            paired[v] = {"range": max(own) - min(own), "paired_range": max(diff) - min(diff)}
+    best = {v: max(s, key=s.get) for v in FRAMEWORKS if len(s := by_seed.get(v, {})) > 1}
+    return {"best_seed": best, "paired": paired}
+
+
+def table_iii_vs_mean(res: dict[str, Any]) -> list[tuple[str, float]]:
+    """Each Table III row (seed 0) minus PSI's seed mean instead of PSI seed 0: ``(label, dB)``.
+
+    The unpaired reading, beside the seed-paired one of :func:`differences`; empty without PSI."""
+    fw = res["summary"]["frameworks"]
+    return [(r["label"], r["psnr"] - fw["psi"]["mean"]) for r in res["summary"]["table_iii"]] if "psi" in fw else []
+
+
+def _pairing_line(res: dict[str, Any]) -> str:
+    sp = seed_pairing(res)
+    best = ", ".join(f"{v} s{s}" for v, s in sp["best_seed"].items()) or "-"
+    paired = ", ".join(f"{v} {p['paired_range']:.3f} (own {p['range']:.3f})" for v, p in sp["paired"].items()) or "-"
+    return (f"{res['budget']['steps']} steps: best seed: {best}; range over seeds of framework minus PSI, "
+            f"seed by seed: {paired}.")
 
 
 def compare_budgets(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -109,6 +155,16 @@ def compare_budgets(old: dict[str, Any], new: dict[str, Any]) -> str:
         if name in before:
             d0, n0, v0 = before[name]
             lines.append(f"| {name} | {fmt(d0, n0)} | {v0} | {fmt(d, noise)} | {verdict} |")
+    mean_old = dict(table_iii_vs_mean(old))
+    rows = [(lab, d) for lab, d in table_iii_vs_mean(new) if lab in mean_old]
+    if rows:
+        n0, n1 = table_iii_noise(old), table_iii_noise(new)
+        lines += ["", f"| Table III row (seed 0) minus PSI's seed mean | {steps[0]} steps: dB (noise) | verdict | "
+                  f"{steps[1]} steps: dB (noise) | verdict |", "|---|---|---|---|---|"]
+        lines += [f"| {lab} | {fmt(mean_old[lab], n0)} | {_verdict(mean_old[lab], n0)} | {fmt(d, n1)} | "
+                  f"{_verdict(d, n1)} |" for lab, d in rows]
+    lines += ["", "Seed pairing (does a seed's luck carry across variants?): " + _pairing_line(old) + " "
+              + _pairing_line(new)]
     lines += ["", f"| framework (seed mean) | {steps[0]} steps: x_1, x_J | ARM over z | {steps[1]} steps: x_1, x_J | "
               "ARM over z |", "|---|---|---|---|---|"]
     for v in FRAMEWORKS:

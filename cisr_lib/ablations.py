@@ -45,7 +45,8 @@ import torch
 
 from cisr_lib.messages import command
 from cisr_lib import paper
-from cisr_lib.ablation_report import compare_budgets, differences, report, table_iii_noise  # noqa: F401 (public API)
+from cisr_lib.ablation_report import (  # noqa: F401 (public API)
+    compare_budgets, differences, report, seed_pairing, table_iii_noise, table_iii_vs_mean)
 from cisr_lib.files import atomic_write, fill_blocks
 from cisr_lib.pretrained import WEIGHTS_DIR, export_weights
 

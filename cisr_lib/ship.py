@@ -187,6 +187,31 @@ def lineage_totals(legs: list[dict]) -> tuple[int, str]:
     return steps, text
 
 
+def training_summary(path: str | os.PathLike) -> str:
+    """One line on how a weights file was trained and how it validates, read from the file itself.
+
+    For the notebooks' prose ("the shipped tiny_x2 weights were trained briefly"), so that the steps, the
+    device and the gain over bicubic are printed by a cell rather than typed: steps and minutes summed
+    over the lineage (:func:`lineage_totals`), its devices, and the stored validation.
+    """
+    from cisr_lib.checkpoint import load_checkpoint
+
+    meta = load_checkpoint(path).get("meta", {})
+    tc = meta.get("train_config", {})
+    legs = source_lineage(path)
+    steps, minutes = lineage_totals(legs)
+    devices = list(dict.fromkeys(str(g["device"]) for g in legs if g.get("device"))) or ["an unrecorded device"]
+    when = f"{minutes} min" if minutes != "not recorded" else "minutes not recorded" + (
+        f"; its last leg's time budget was {tc['max_minutes']:g} min" if tc.get("max_minutes") else "")
+    text = (f"{Path(path).name}: {tc.get('model', '?')} x{tc.get('scale', '?')}, {steps:,} training steps in "
+            f"{len(legs)} leg(s) on {'; '.join(devices)} ({when})")
+    val = meta.get("val")
+    if val:
+        text += (f"; validation ({len(val.get('per_config', {}))} configs): {val['psnr']:.2f} dB against bicubic "
+                 f"{val['bicubic']:.2f} dB ({val['psnr'] - val['bicubic']:+.2f} dB)")
+    return text
+
+
 def weights_table(folder: str | os.PathLike = WEIGHTS_DIR) -> str:
     """The README's table of shipped weights, read from each file's stored metadata (validation
     at the best step, steps, lineage minutes, hardware): ``python -m cisr_lib.ship --table --readme``."""

@@ -235,7 +235,8 @@ def _res(fw_values, t3=(), psi_s0=True):
     fw = {v: ab._summarise(vals) for v, vals in fw_values.items()}
     noise = fw["psi"]["max"] - fw["psi"]["min"] if "psi" in fw and fw["psi"]["n"] > 1 else None
     return {"budget": {"steps": 10}, "records": records,
-            "summary": {"frameworks": fw, "table_iii": [{"label": lab, "minus_ours": d} for lab, d in t3],
+            "summary": {"frameworks": fw, "table_iii": [{"label": lab, "minus_ours": d, "psnr": fw_values["psi"][0] + d}
+                                                         for lab, d in t3],
                         "psi_seed_range": noise}}
 
 
@@ -294,3 +295,37 @@ def test_main_prints_a_table_iii_run_without_psi_seed_zero(study, monkeypatch, c
     monkeypatch.setattr(ab, "study", lambda *a, **k: alone)
     assert ab.main(["--out", str(out), "--only", "no_rem_aux", "--quiet"]) == 0
     assert "w/o II-AI" in capsys.readouterr().out
+
+
+def _seeded(values: dict[str, list[float]], t3=()) -> dict:
+    """A results dict with per-seed framework records (seed s = position s) and Table III rows (label, PSNR-Y)."""
+    records = [{"name": f"{v}_s{s}", "group": "frameworks", "variant": v, "seed": s, "psnr": x, "steps_psnr": [x]}
+               for v, xs in values.items() for s, x in enumerate(xs)]
+    fw = {v: ab._summarise(xs) for v, xs in values.items()}
+    psi0 = values["psi"][0]
+    return {"budget": {"steps": 10}, "records": records + [{"name": "psi_s0"}],
+            "summary": {"frameworks": fw, "table_iii": [{"label": lab, "psnr": x, "minus_ours": x - psi0}
+                                                         for lab, x in t3]}}
+
+
+def test_seed_pairing_measures_whether_a_seed_s_luck_is_shared():
+    # cascade follows PSI seed by seed (+0.10 +- 0.01); plain does not
+    res = _seeded({"psi": [27.40, 27.30, 27.35], "cascade": [27.50, 27.41, 27.45], "plain": [27.30, 27.40, 27.35]})
+    sp = ab.seed_pairing(res)
+    assert sp["best_seed"] == {"plain": 1, "cascade": 0, "psi": 0}
+    assert sp["paired"]["cascade"] == {"range": pytest.approx(0.09), "paired_range": pytest.approx(0.01)}
+    assert sp["paired"]["plain"] == {"range": pytest.approx(0.10), "paired_range": pytest.approx(0.20)}
+    assert "parallel" not in sp["paired"] and "psi" not in sp["paired"]
+    # one shared seed is not a range
+    assert ab.seed_pairing(_seeded({"psi": [27.4], "cascade": [27.5, 27.6]}))["paired"] == {}
+
+
+def test_table_iii_rows_against_psi_s_seed_mean():
+    res = _seeded({"psi": [27.40, 27.30, 27.35], "cascade": [27.50, 27.41, 27.45]}, t3=[("w/o x", 27.36)])
+    assert ab.table_iii_vs_mean(res) == [("w/o x", pytest.approx(0.01))]
+    assert res["summary"]["table_iii"][0]["minus_ours"] == pytest.approx(-0.04)  # the paired reading differs
+    md = ab.compare_budgets(res, res)
+    assert "| w/o x | +0.010 (0.100) | NOT resolved | +0.010 (0.100) | NOT resolved |" in md
+    assert "10 steps: best seed: cascade s0, psi s0; range over seeds of framework minus PSI, seed by seed: " \
+           "cascade 0.010 (own 0.090)." in md
+    assert ab.table_iii_vs_mean({"summary": {"frameworks": {}, "table_iii": []}}) == []  # no PSI: no reading

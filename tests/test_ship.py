@@ -100,3 +100,25 @@ def test_shipping_a_run_twice_over_its_own_init_file_does_not_repeat_its_legs(tm
         assert ship.main([str(tmp_path / "b"), "micro_x2", "--dest", str(dest), "--overwrite"]) == 0
         runs = [g["run"] for g in load_checkpoint(dest / "micro_x2.pt")["meta"]["lineage"]]
         assert runs == ["a", "b"], runs
+
+
+def test_training_summary_reads_steps_device_and_gain_from_the_file(tmp_path):
+    from cisr_lib.checkpoint import load_checkpoint
+
+    cfg = tr.TrainConfig(model="micro", scale=2, overrides=dict(SMALL), preset="ci", max_steps=2, val_every=2,
+                         threads=1, configs=(("jpeg", 10),), seed=0, max_minutes=5)
+    tr.train(cfg, tmp_path / "run", progress=False)
+    assert ship.main([str(tmp_path / "run"), "micro_x2", "--dest", str(tmp_path / "w"), "--hardware", "box"]) == 0
+    path = tmp_path / "w" / "micro_x2.pt"
+    meta = load_checkpoint(path)["meta"]
+    val, (leg,) = meta["val"], meta["lineage"]
+    text = ship.training_summary(path)
+    assert text.startswith(f"micro_x2.pt: micro x2, {leg['to_step'] - leg['from_step']:,} training steps in 1 leg(s) "
+                           f"on {leg['device']} ({leg['minutes']:.0f} min)")
+    assert text.endswith(f"validation (1 configs): {val['psnr']:.2f} dB against bicubic {val['bicubic']:.2f} dB "
+                         f"({val['psnr'] - val['bicubic']:+.2f} dB)")
+    # a file shipped before lineages were stored: its minutes are unknown, its time budget is said instead
+    del meta["lineage"]
+    old = torch.load(path, weights_only=True)
+    torch.save({**old, "meta": meta}, tmp_path / "old.pt")
+    assert "(minutes not recorded; its last leg's time budget was 5 min)" in ship.training_summary(tmp_path / "old.pt")
