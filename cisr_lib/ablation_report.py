@@ -95,14 +95,17 @@ def table_iii_noise(res: dict[str, Any]) -> float | None:
 
 
 def seed_pairing(res: dict[str, Any]) -> dict[str, Any]:
-    """Does a seed's luck carry across variants? The case for comparing a seed-0 row with PSI seed 0.
+    """Does a seed's luck carry across variants? A proxy for comparing a seed-0 row with PSI seed 0.
 
-    A seed fixes the initial weights and the order of the training patches. If its luck were shared by
-    every variant, a difference taken seed by seed (variant seed s minus PSI seed s) would move less over
-    the seeds than either variant does. Returns ``best_seed`` (the highest-scoring seed of each framework
-    with two seeds or more) and ``paired``: for each trained framework other than PSI, over the seeds it
-    shares with PSI (two at least), ``range`` (max - min of its own PSNR-Y) and ``paired_range``
-    (max - min of its PSNR-Y minus PSI's, seed by seed).
+    A seed fixes the order of the training patches for every variant, and the initial weights only of the
+    tensors two architectures build alike (most of them for some Table III rows, almost none between
+    frameworks). The frameworks, with several seeds each, show how much luck the shared part carries: a
+    framework's difference from PSI, taken seed by seed, moves less over the seeds than the framework itself
+    exactly when the two covary by more than half of PSI's variance, which is also when the seed-paired
+    difference is the less noisy reading. Returns ``best_seed`` (the highest-scoring seed of each framework
+    with two seeds or more, the lowest such seed on a tie) and ``paired``: for each trained framework other
+    than PSI, over the seeds it shares with PSI (two at least), ``range`` (max - min of its own PSNR-Y) and
+    ``paired_range`` (max - min of its PSNR-Y minus PSI's, seed by seed).
     """
     by_seed: dict[str, dict[int, float]] = {}
     for r in res["records"]:
@@ -116,28 +119,32 @@ def seed_pairing(res: dict[str, Any]) -> dict[str, Any]:
             own = [by_seed[v][s] for s in common]
             diff = [by_seed[v][s] - psi[s] for s in common]
             paired[v] = {"range": max(own) - min(own), "paired_range": max(diff) - min(diff)}
-    best = {v: max(s, key=s.get) for v in FRAMEWORKS if len(s := by_seed.get(v, {})) > 1}
+    best = {v: max(sorted(s), key=s.get) for v in FRAMEWORKS if len(s := by_seed.get(v, {})) > 1}
     return {"best_seed": best, "paired": paired}
 
 
 def table_iii_vs_mean(res: dict[str, Any]) -> list[tuple[str, float]]:
     """Each Table III row (seed 0) minus PSI's seed mean instead of PSI seed 0: ``(label, dB)``.
 
-    The unpaired reading, beside the seed-paired one of :func:`differences`; empty without PSI."""
-    fw = res["summary"]["frameworks"]
-    return [(r["label"], r["psnr"] - fw["psi"]["mean"]) for r in res["summary"]["table_iii"]] if "psi" in fw else []
+    The unpaired reading, beside the seed-paired one of :func:`differences`; empty unless PSI has two
+    seeds or more (with one, the mean is seed 0 and the reading is the paired one)."""
+    psi = res["summary"]["frameworks"].get("psi")
+    return [(r["label"], r["psnr"] - psi["mean"]) for r in res["summary"]["table_iii"]] if psi and psi["n"] > 1 else []
 
 
 def _pairing_line(res: dict[str, Any]) -> str:
     sp = seed_pairing(res)
     best = ", ".join(f"{v} s{s}" for v, s in sp["best_seed"].items()) or "-"
     paired = ", ".join(f"{v} {p['paired_range']:.3f} (own {p['range']:.3f})" for v, p in sp["paired"].items()) or "-"
+    narrower = sum(p["paired_range"] < p["range"] for p in sp["paired"].values())
     return (f"{res['budget']['steps']} steps: best seed: {best}; range over seeds of framework minus PSI, "
-            f"seed by seed: {paired}.")
+            f"seed by seed: {paired}; pairing narrows the range for {narrower} of {len(sp['paired'])}.")
 
 
 def compare_budgets(old: dict[str, Any], new: dict[str, Any]) -> str:
-    """Markdown: the frameworks and the verdicts of :func:`differences` at two budgets side by side."""
+    """Markdown: two budgets side by side: the frameworks, the verdicts of :func:`differences`, the Table III
+    rows read against PSI's seed mean (:func:`table_iii_vs_mean`), the seed-pairing proxy of both studies
+    (:func:`seed_pairing`), and the per-step and ARM scores of the frameworks."""
     steps = (old["budget"]["steps"], new["budget"]["steps"])
     fo, fn = old["summary"]["frameworks"], new["summary"]["frameworks"]
     lines = [f"Training arithmetic: {steps[0]} steps: {_precision(old)}; {steps[1]} steps: {_precision(new)}.", "",
@@ -150,7 +157,7 @@ def compare_budgets(old: dict[str, Any], new: dict[str, Any]) -> str:
     before = {name: (d, noise, verdict) for name, d, noise, verdict in differences(old)}
     lines += ["", f"| difference | {steps[0]} steps: dB (noise) | verdict | {steps[1]} steps: dB (noise) | verdict |",
               "|---|---|---|---|---|"]
-    fmt = lambda d, noise: f"{d:+.3f} ({noise:.3f})" if noise is not None else f"{d:+.3f} (-)"  # noqa: E731
+    fmt = lambda d, noise: f"{round(d, 3) + 0.0:+.3f} ({noise:.3f})" if noise is not None else f"{d:+.3f} (-)"  # noqa: E731
     for name, d, noise, verdict in differences(new):
         if name in before:
             d0, n0, v0 = before[name]

@@ -19,11 +19,12 @@ from pathlib import Path
 from cisr_lib.files import atomic_write, fill_block
 from cisr_lib.messages import command
 from cisr_lib.nbtools import notebooks
+from cisr_lib.paths import REPO_ROOT
 
 HERE = Path(__file__).resolve().parent
 MAP_FILE = HERE / "course_map.json"
 TIMES_FILE = HERE / "course_times.json"
-README = HERE.parent / "README.md"
+README = REPO_ROOT / "README.md"
 TAG = "course"
 
 
@@ -58,7 +59,7 @@ def bootstrap_source(number: str) -> str:
     return BOOTSTRAP.format(number=number)
 
 
-def write_bootstraps(folder: str | os.PathLike = HERE.parent / "notebooks") -> list[str]:
+def write_bootstraps(folder: str | os.PathLike = REPO_ROOT / "notebooks") -> list[str]:
     """Make the first code cell of every course notebook :func:`bootstrap_source`; returns the changed ones."""
     import nbformat
 

@@ -26,8 +26,6 @@ from cisr_lib.paths import REPO_ROOT, PathLike
 
 __all__ = ["EMBEDDED_NAMES", "EMBEDDED_VAL", "embedded_images", "shared_photos", "split_photos"]
 
-
-
 EMBEDDED_NAMES: tuple[str, ...] = (
     "astronaut",
     "coffee",

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from cisr_lib.files import fill_block
 from cisr_lib.messages import command
+from cisr_lib.paths import REPO_ROOT
 from cisr_lib.pretrained import WEIGHTS_DIR, export_weights, write_sums
 
 
@@ -201,14 +202,16 @@ def training_summary(path: str | os.PathLike) -> str:
     legs = source_lineage(path)
     steps, minutes = lineage_totals(legs)
     devices = list(dict.fromkeys(str(g["device"]) for g in legs if g.get("device"))) or ["an unrecorded device"]
-    when = f"{minutes} min" if minutes != "not recorded" else "minutes not recorded" + (
+    when = f"{minutes} min" if minutes != "not recorded" else "minutes not recorded" + (  # then say the budget
         f"; its last leg's time budget was {tc['max_minutes']:g} min" if tc.get("max_minutes") else "")
     text = (f"{Path(path).name}: {tc.get('model', '?')} x{tc.get('scale', '?')}, {steps:,} training steps in "
             f"{len(legs)} leg(s) on {'; '.join(devices)} ({when})")
-    val = meta.get("val")
-    if val:
-        text += (f"; validation ({len(val.get('per_config', {}))} configs): {val['psnr']:.2f} dB against bicubic "
-                 f"{val['bicubic']:.2f} dB ({val['psnr'] - val['bicubic']:+.2f} dB)")
+    val = meta.get("val") or {}
+    if "psnr" in val and "bicubic" in val:
+        n = len(val.get("per_config", {}))
+        configs = f" ({n} config{'s' if n != 1 else ''})" if n else ""
+        text += (f"; validation{configs}: {val['psnr']:.2f} dB against bicubic {val['bicubic']:.2f} dB "
+                 f"({val['psnr'] - val['bicubic']:+.2f} dB)")
     return text
 
 
@@ -254,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         md = weights_table(args.dest)
         print(md)
         if args.readme:
-            fill_block(WEIGHTS_DIR.parent.parent / "README.md", "weights", md)
+            fill_block(REPO_ROOT / "README.md", "weights", md)
         return 0
     if not args.run or not args.name:
         ap.error("RUN and NAME are required (or --table)")

@@ -316,16 +316,24 @@ def test_seed_pairing_measures_whether_a_seed_s_luck_is_shared():
     assert sp["paired"]["cascade"] == {"range": pytest.approx(0.09), "paired_range": pytest.approx(0.01)}
     assert sp["paired"]["plain"] == {"range": pytest.approx(0.10), "paired_range": pytest.approx(0.20)}
     assert "parallel" not in sp["paired"] and "psi" not in sp["paired"]
-    # one shared seed is not a range
+    # one shared seed is not a range; a tie goes to the lowest seed
     assert ab.seed_pairing(_seeded({"psi": [27.4], "cascade": [27.5, 27.6]}))["paired"] == {}
+    assert ab.seed_pairing(_seeded({"psi": [27.3, 27.4, 27.4]}))["best_seed"] == {"psi": 1}
 
 
 def test_table_iii_rows_against_psi_s_seed_mean():
-    res = _seeded({"psi": [27.40, 27.30, 27.35], "cascade": [27.50, 27.41, 27.45]}, t3=[("w/o x", 27.36)])
-    assert ab.table_iii_vs_mean(res) == [("w/o x", pytest.approx(0.01))]
-    assert res["summary"]["table_iii"][0]["minus_ours"] == pytest.approx(-0.04)  # the paired reading differs
-    md = ab.compare_budgets(res, res)
-    assert "| w/o x | +0.010 (0.100) | NOT resolved | +0.010 (0.100) | NOT resolved |" in md
+    old = _seeded({"psi": [27.40, 27.30, 27.35], "cascade": [27.50, 27.41, 27.45]}, t3=[("w/o x", 27.36)])
+    new = _seeded({"psi": [27.60, 27.58, 27.62], "cascade": [27.70, 27.62, 27.71]}, t3=[("w/o x", 27.50)])
+    new["budget"]["steps"] = 40
+    assert ab.table_iii_vs_mean(old) == [("w/o x", pytest.approx(0.01))]
+    assert old["summary"]["table_iii"][0]["minus_ours"] == pytest.approx(-0.04)  # the paired reading differs
+    md = ab.compare_budgets(old, new)
+    # old: noise 0.10 (PSI's range), new: 0.09 (cascade's); -0.10 against the new mean 27.60
+    assert "| w/o x | +0.010 (0.100) | NOT resolved | -0.100 (0.090) | resolved |" in md
     assert "10 steps: best seed: cascade s0, psi s0; range over seeds of framework minus PSI, seed by seed: " \
-           "cascade 0.010 (own 0.090)." in md
+           "cascade 0.010 (own 0.090); pairing narrows the range for 1 of 1." in md
+    assert "40 steps: best seed: cascade s2, psi s2; range over seeds of framework minus PSI, seed by seed: " \
+           "cascade 0.060 (own 0.090); pairing narrows the range for 1 of 1." in md
+    # with one PSI seed the mean is seed 0: no second reading
+    assert ab.table_iii_vs_mean(_seeded({"psi": [27.4], "cascade": [27.5, 27.6]}, t3=[("w/o x", 27.3)])) == []
     assert ab.table_iii_vs_mean({"summary": {"frameworks": {}, "table_iii": []}}) == []  # no PSI: no reading

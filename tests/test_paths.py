@@ -1,6 +1,7 @@
 """cisr_lib.paths: the one home of the repository root and the path annotation."""
 
 import os
+import re
 from pathlib import Path
 from typing import get_args
 
@@ -18,10 +19,16 @@ def test_path_like_is_str_or_os_path_like():
 
 
 def test_every_module_uses_the_one_root_and_annotation():
-    from cisr_lib import imageio, imagewrite, methods, nbrun, nbtools, photos, reproduce
+    """No other module defines a PathLike alias or finds the repository from its own file (an identity check
+    could not tell: typing caches ``Union[str, os.PathLike]``, so a second alias would be the same object)."""
+    from cisr_lib import nbrun, nbtools, photos, reproduce
 
-    for mod in (imageio, imagewrite, methods, photos):
-        assert mod.PathLike is paths.PathLike, mod.__name__
+    package = Path(paths.__file__).parent
+    for src in sorted(package.rglob("*.py")):
+        if src.name != "paths.py":
+            text = src.read_text()
+            assert not re.search(r"^PathLike\s*=", text, re.M), src.name
+            assert "__file__).resolve().parent.parent" not in text, src.name
     assert photos.REPO_ROOT is paths.REPO_ROOT
     assert nbrun.REPO is nbtools.REPO is reproduce.REPO is paths.REPO_ROOT
 

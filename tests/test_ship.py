@@ -115,10 +115,14 @@ def test_training_summary_reads_steps_device_and_gain_from_the_file(tmp_path):
     text = ship.training_summary(path)
     assert text.startswith(f"micro_x2.pt: micro x2, {leg['to_step'] - leg['from_step']:,} training steps in 1 leg(s) "
                            f"on {leg['device']} ({leg['minutes']:.0f} min)")
-    assert text.endswith(f"validation (1 configs): {val['psnr']:.2f} dB against bicubic {val['bicubic']:.2f} dB "
+    assert text.endswith(f"validation (1 config): {val['psnr']:.2f} dB against bicubic {val['bicubic']:.2f} dB "
                          f"({val['psnr'] - val['bicubic']:+.2f} dB)")
     # a file shipped before lineages were stored: its minutes are unknown, its time budget is said instead
     del meta["lineage"]
     old = torch.load(path, weights_only=True)
     torch.save({**old, "meta": meta}, tmp_path / "old.pt")
     assert "(minutes not recorded; its last leg's time budget was 5 min)" in ship.training_summary(tmp_path / "old.pt")
+    # and one without a validation record says nothing about validation
+    del meta["val"]
+    torch.save({**old, "meta": meta}, tmp_path / "bare.pt")
+    assert ship.training_summary(tmp_path / "bare.pt").endswith("time budget was 5 min)")
