@@ -172,7 +172,8 @@ ablations: $(STAMP)
 # Table III row is, takes about 35 minutes, three times a cascade run), too long for one sitting: it
 # continues from its export (results only, cisr_lib/weights/ablations_4800/), which each call refreshes
 # with the runs finished so far; `make docs` then re-renders the block. The frameworks came first (the
-# tenth session ran them as `--group frameworks`); the Table III rows follow in the order of runs().
+# tenth session ran them as `--group frameworks`), the Table III rows in the eleventh and twelfth; the
+# export holds every run, so a new call takes them all over and trains nothing.
 # Two processes of one thread each (2 cores: twice the rate) train different runs into their own folders
 # and merge into the one export (--merge, under a lock), e.g. side by side:
 #   make ablations-longer LONG_ONLY="no_rem_aux no_nonlocal traditional_nonlocal"
