@@ -2,9 +2,9 @@
 
 Pure functions of a study's ``results.json`` (:func:`cisr_lib.ablations.study` writes it): the markdown
 report of the README block, the verdicts of notebook 11's rule (:func:`differences`), and the comparison
-of two studies at different budgets (:func:`compare_budgets`), with the evidence for reading a seed-0
-Table III row against PSI seed 0 rather than PSI's seed mean (:func:`seed_pairing`,
-:func:`table_iii_vs_mean`). ``cisr_lib.ablations`` re-exports them.
+of two studies at different budgets (:func:`compare_budgets`), with a seed-0 Table III row read both
+against PSI seed 0 and against PSI's seed mean, and a proxy for which reading is the less noisy
+(:func:`table_iii_vs_mean`, :func:`seed_pairing`). ``cisr_lib.ablations`` re-exports them.
 
 Derived in notebooks/11_ablations.ipynb
 """
@@ -102,7 +102,9 @@ def seed_pairing(res: dict[str, Any]) -> dict[str, Any]:
     frameworks). The frameworks, with several seeds each, show how much luck the shared part carries: a
     framework's difference from PSI, taken seed by seed, moves less over the seeds than the framework itself
     exactly when the two covary by more than half of PSI's variance, which is also when the seed-paired
-    difference is the less noisy reading. Returns ``best_seed`` (the highest-scoring seed of each framework
+    difference is less noisy than the difference from PSI's seed mean (in variances: Var(A - B) < Var(A)
+    and Var(A_0 - B_0) < Var(A_0 - mean B) both reduce to Cov(A, B) > Var(B) / 2; ranges over three seeds
+    estimate them roughly). Returns ``best_seed`` (the highest-scoring seed of each framework
     with two seeds or more, the lowest such seed on a tie) and ``paired``: for each trained framework other
     than PSI, over the seeds it shares with PSI (two at least), ``range`` (max - min of its own PSNR-Y) and
     ``paired_range`` (max - min of its PSNR-Y minus PSI's, seed by seed).
