@@ -67,8 +67,8 @@ def differences(res: dict[str, Any]) -> list[tuple[str, float, float | None, str
                 noise = None if r_v is None or r_psi is None else max(r_v, r_psi)
                 d = fw[v]["mean"] - fw["psi"]["mean"]
                 out.append((f"{v} - PSI (means)", d, noise, _verdict(d, noise)))
+    noise = table_iii_noise(res)
     for row in t3 if any(r["name"] == "psi_s0" for r in res["records"]) else []:
-        noise = table_iii_noise(res)
         out.append((f"{row['label']} - PSI s0", row["minus_ours"], noise, _verdict(row["minus_ours"], noise)))
     return out
 
@@ -134,6 +134,15 @@ def table_iii_vs_mean(res: dict[str, Any]) -> list[tuple[str, float]]:
     return [(r["label"], r["psnr"] - psi["mean"]) for r in res["summary"]["table_iii"]] if psi and psi["n"] > 1 else []
 
 
+def resolved_both_ways(res: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """The Table III rows beyond :func:`table_iii_noise` both against PSI seed 0 (:func:`differences`) and
+    against PSI's seed mean (:func:`table_iii_vs_mean`): ``(label, dB vs PSI seed 0, dB vs the mean)``."""
+    noise = table_iii_noise(res)
+    vs_s0 = {r["label"]: r["minus_ours"] for r in res["summary"]["table_iii"] if r.get("minus_ours") is not None}
+    return [(lab, vs_s0[lab], d) for lab, d in table_iii_vs_mean(res)
+            if noise is not None and lab in vs_s0 and abs(vs_s0[lab]) > noise and abs(d) > noise]
+
+
 def _pairing_line(res: dict[str, Any]) -> str:
     sp = seed_pairing(res)
     best = ", ".join(f"{v} s{s}" for v, s in sp["best_seed"].items()) or "-"
@@ -159,7 +168,7 @@ def compare_budgets(old: dict[str, Any], new: dict[str, Any]) -> str:
     before = {name: (d, noise, verdict) for name, d, noise, verdict in differences(old)}
     lines += ["", f"| difference | {steps[0]} steps: dB (noise) | verdict | {steps[1]} steps: dB (noise) | verdict |",
               "|---|---|---|---|---|"]
-    fmt = lambda d, noise: f"{round(d, 3) + 0.0:+.3f} ({noise:.3f})" if noise is not None else f"{d:+.3f} (-)"  # noqa: E731
+    fmt = lambda d, noise: f"{round(d, 3) + 0.0:+.3f} ({'-' if noise is None else f'{noise:.3f}'})"  # noqa: E731
     for name, d, noise, verdict in differences(new):
         if name in before:
             d0, n0, v0 = before[name]

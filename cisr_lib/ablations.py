@@ -46,7 +46,7 @@ import torch
 from cisr_lib.messages import command
 from cisr_lib import paper
 from cisr_lib.ablation_report import (  # noqa: F401 (public API)
-    compare_budgets, differences, report, seed_pairing, table_iii_noise, table_iii_vs_mean)
+    compare_budgets, differences, report, resolved_both_ways, seed_pairing, table_iii_noise, table_iii_vs_mean)
 from cisr_lib.files import atomic_write, fill_blocks
 from cisr_lib.pretrained import WEIGHTS_DIR, export_weights
 

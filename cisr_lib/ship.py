@@ -88,14 +88,19 @@ def source_lineage(path: str | os.PathLike, shipped_from: str | None = None,
     if not path.exists():
         return [{"run": path.name, "note": "initial weights not found when this card was written"}]
     meta = load_checkpoint(path).get("meta", {})
-    legs = list(meta.get("lineage") or [{"run": meta.get("run", path.stem), "from_step": 0,
-                                         "to_step": meta.get("step"), "minutes": None,
-                                         "device": meta.get("hardware"), "precision": None, "threads": None,
-                                         "command": None, "weights": path.name}])
+    legs = _stored_legs(meta, path)
     if shipped_from is not None and meta.get("run") == shipped_from and meta.get("lineage"):
         while legs and legs[-1].get("run") == shipped_from:
             legs.pop()
     return legs
+
+
+def _stored_legs(meta: dict, path: Path) -> list[dict]:
+    """The legs a weights file's ``meta`` records (one from its ``meta`` for a file shipped before lineages)."""
+    return list(meta.get("lineage") or [{"run": meta.get("run", path.stem), "from_step": 0,
+                                         "to_step": meta.get("step"), "minutes": None,
+                                         "device": meta.get("hardware"), "precision": None, "threads": None,
+                                         "command": None, "weights": path.name}])
 
 
 def _lineage_md(legs: list[dict]) -> list[str]:
@@ -197,9 +202,9 @@ def training_summary(path: str | os.PathLike) -> str:
     """
     from cisr_lib.checkpoint import load_checkpoint
 
-    meta = load_checkpoint(path).get("meta", {})
+    meta = load_checkpoint(path).get("meta", {})  # read once: the lineage is the one it stores
     tc = meta.get("train_config", {})
-    legs = source_lineage(path)
+    legs = _stored_legs(meta, Path(path))
     steps, minutes = lineage_totals(legs)
     devices = list(dict.fromkeys(str(g["device"]) for g in legs if g.get("device"))) or ["an unrecorded device"]
     when = f"{minutes} min" if minutes != "not recorded" else "minutes not recorded" + (  # then say the budget

@@ -337,3 +337,13 @@ def test_table_iii_rows_against_psi_s_seed_mean():
     # with one PSI seed the mean is seed 0: no second reading
     assert ab.table_iii_vs_mean(_seeded({"psi": [27.4], "cascade": [27.5, 27.6]}, t3=[("w/o x", 27.3)])) == []
     assert ab.table_iii_vs_mean({"summary": {"frameworks": {}, "table_iii": []}}) == []  # no PSI: no reading
+
+
+def test_rows_resolved_both_ways_exceed_the_noise_against_seed_0_and_the_mean():
+    # PSI seeds 27.40 / 27.30 / 27.35 (mean 27.35); noise 0.10 (PSI's range, the largest)
+    res = _seeded({"psi": [27.40, 27.30, 27.35], "cascade": [27.50, 27.45, 27.47]},
+                  t3=[("a", 27.20), ("b", 27.28), ("c", 27.51), ("d", 27.47)])
+    # a: -0.20 / -0.15 both; b: -0.12 / -0.07 seed 0 only; c: +0.11 / +0.16 both; d: +0.07 / +0.12 mean only
+    assert [(lab, round(s0, 3), round(m, 3)) for lab, s0, m in ab.resolved_both_ways(res)] == \
+        [("a", -0.2, -0.15), ("c", 0.11, 0.16)]
+    assert ab.resolved_both_ways(_seeded({"psi": [27.4]}, t3=[("a", 27.0)])) == []  # one PSI seed: no noise
